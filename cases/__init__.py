@@ -1,0 +1,1 @@
+"""Caseward: enforcement case manager for developer API platforms."""

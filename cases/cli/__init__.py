@@ -1,0 +1,7 @@
+"""The ``caseward`` command line: one module per command group."""
+
+from __future__ import annotations
+
+from cases.cli.main import app, main
+
+__all__ = ["app", "main"]

@@ -1,0 +1,84 @@
+"""Root of the CLI: global options, command groups, and the exit-code contract.
+
+Exit codes: 0 success; 1 the operation failed; 2 bad usage, unknown id or illegal move.
+Errors print one line on stderr; nothing is changed when a command fails.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from typing import Annotated
+
+import click
+import typer
+from sqlalchemy.exc import SQLAlchemyError
+
+from cases.cli import admin_cmds, appeal_cmds, apps_cmds, case_cmds
+from cases.cli.common import STATE
+from cases.errors import CasewardError
+
+app = typer.Typer(
+    name="caseward",
+    help="Enforcement case manager for developer API platforms.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+
+@app.callback()
+def _root(
+    now: Annotated[
+        str | None,
+        typer.Option("--now", help="Simulated current time (ISO 8601); also CASEWARD_NOW."),
+    ] = None,
+    actor: Annotated[
+        str | None,
+        typer.Option("--actor", help="Who is acting (a lead's name); also CASEWARD_ACTOR."),
+    ] = None,
+) -> None:
+    STATE.now_text = now
+    STATE.actor = actor
+
+
+for module in (admin_cmds, case_cmds, appeal_cmds, apps_cmds):
+    module.register(app)
+
+
+def _optional_groups() -> None:
+    """Command groups from the detection, e-mail and orchestration packages."""
+    from cases.cli import detect_cmds, outbox_cmds
+
+    detect_cmds.register(app)
+    outbox_cmds.register(app)
+
+
+_optional_groups()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns (and as a script exits with) the exit code."""
+    try:
+        result = app(args=list(argv) if argv is not None else None, standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        code = exc.exit_code
+    except click.ClickException as exc:
+        exc.show()
+        code = exc.exit_code
+    except click.exceptions.Abort:
+        click.echo("caseward: aborted", err=True)
+        code = 1
+    except CasewardError as exc:
+        click.echo(f"caseward: {exc}", err=True)
+        code = exc.exit_code
+    except SQLAlchemyError as exc:
+        first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        click.echo(f"caseward: database error: {first_line}", err=True)
+        code = 1
+    else:
+        code = result if isinstance(result, int) else 0
+    if argv is None:
+        sys.exit(code)
+    return code

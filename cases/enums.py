@@ -1,0 +1,88 @@
+"""Closed vocabularies shared by models, services, templates and the CLI."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Policy(StrEnum):
+    """The four policies of docs/platform-data.md."""
+
+    SPAM = "spam"
+    DUPLICATE_APPS = "duplicate_apps"
+    RATE_LIMIT_CIRCUMVENTION = "rate_limit_circumvention"
+    USER_SUPPLIED_KEYS = "user_supplied_keys"
+
+
+class Severity(StrEnum):
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+
+
+class AppStatus(StrEnum):
+    ACTIVE = "active"
+    RESTRICTED = "restricted"
+    TOKEN_REVOKED = "token_revoked"
+    BANNED = "banned"
+
+
+class AccountStatus(StrEnum):
+    ACTIVE = "active"
+    SUSPENDED = "suspended"
+
+
+class ActionKind(StrEnum):
+    """Platform actions, from mild to severe."""
+
+    RESTRICT_APP = "restrict_app"
+    REVOKE_TOKEN = "revoke_token"
+    BAN_APP = "ban_app"
+    SUSPEND_ACCOUNT = "suspend_account"
+
+
+class ActionStatus(StrEnum):
+    PLANNED = "planned"
+    APPLIED = "applied"
+    REVERSED = "reversed"
+
+
+class AppealStatus(StrEnum):
+    PENDING = "pending"
+    UPHELD = "upheld"
+    OVERTURNED = "overturned"
+
+
+class Outcome(StrEnum):
+    """How a closed case ended."""
+
+    DISMISSED = "dismissed"
+    RESOLVED = "resolved"
+    ENFORCED = "enforced"
+    UPHELD = "upheld"
+    OVERTURNED = "overturned"
+
+
+class EmailTemplate(StrEnum):
+    """One template per developer-facing step; values are the file stems in templates/email/."""
+
+    OUTREACH = "outreach"
+    FEATURE_CHANGE_REQUEST = "feature_change_request"
+    DEADLINE_REMINDER = "deadline_reminder"
+    EXTENSION_GRANTED = "extension_granted"
+    CASE_RESOLVED = "case_resolved"
+    APP_RESTRICTED = "app_restricted"
+    TOKEN_REVOKED = "token_revoked"
+    APP_BANNED = "app_banned"
+    ACCOUNT_SUSPENDED = "account_suspended"
+    APPEAL_RECEIVED = "appeal_received"
+    APPEAL_UPHELD = "appeal_upheld"
+    APPEAL_OVERTURNED = "appeal_overturned"
+
+
+class OutboxStatus(StrEnum):
+    PENDING = "pending"
+    SENDING = "sending"
+    SENT = "sent"
+    FAILED = "failed"
+    UNCERTAIN = "uncertain"

@@ -1,0 +1,262 @@
+"""ORM models: the registry Caseward enforces on, and the cases with their full history."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from cases.db import Base
+from cases.enums import (
+    AccountStatus,
+    ActionKind,
+    ActionStatus,
+    AppealStatus,
+    AppStatus,
+    OutboxStatus,
+    Severity,
+)
+from cases.states import CaseStatus
+
+case_apps = Table(
+    "case_apps",
+    Base.metadata,
+    Column("case_id", ForeignKey("cases.id", ondelete="CASCADE"), primary_key=True),
+    Column("app_id", ForeignKey("apps.id"), primary_key=True, index=True),
+)
+
+case_developers = Table(
+    "case_developers",
+    Base.metadata,
+    Column("case_id", ForeignKey("cases.id", ondelete="CASCADE"), primary_key=True),
+    Column("developer_id", ForeignKey("developers.id"), primary_key=True, index=True),
+)
+
+
+class Developer(Base):
+    """A developer account of the platform."""
+
+    __tablename__ = "developers"
+
+    id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    handle: Mapped[str] = mapped_column(String(200))
+    email: Mapped[str] = mapped_column(String(320))
+    created_at: Mapped[datetime]
+    status: Mapped[AccountStatus] = mapped_column(String(20), default=AccountStatus.ACTIVE)
+
+    apps: Mapped[list[App]] = relationship(back_populates="developer", lazy="raise")
+
+
+class App(Base):
+    """A registered API app. ``status`` is what enforcement changes; imports never touch it."""
+
+    __tablename__ = "apps"
+
+    id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    developer_id: Mapped[str] = mapped_column(ForeignKey("developers.id"), index=True)
+    name: Mapped[str] = mapped_column(String(500))
+    description: Mapped[str] = mapped_column(Text, default="")
+    website: Mapped[str] = mapped_column(String(2000), default="")
+    callback_urls: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime]
+    rate_limit_per_hour: Mapped[int | None]
+    requests_7d: Mapped[int] = mapped_column(BigInteger, default=0)
+    status: Mapped[AppStatus] = mapped_column(String(20), default=AppStatus.ACTIVE)
+
+    developer: Mapped[Developer] = relationship(back_populates="apps", lazy="raise")
+
+
+class Case(Base):
+    """One enforcement case. Its fields are a projection of its event log (see history.py)."""
+
+    __tablename__ = "cases"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    policy: Mapped[str] = mapped_column(String(40), index=True)
+    severity: Mapped[Severity] = mapped_column(String(10), default=Severity.MEDIUM)
+    status: Mapped[CaseStatus] = mapped_column(String(30), default=CaseStatus.OPENED)
+    reason: Mapped[str] = mapped_column(Text)
+    source: Mapped[str] = mapped_column(String(20), default="manual")
+    score: Mapped[float | None]
+    evidence: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    opened_by: Mapped[str] = mapped_column(String(200))
+    assignee: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime]
+    status_changed_at: Mapped[datetime]
+    # when the current status times out (None until its notice is delivered)
+    deadline: Mapped[datetime | None]
+    next_reminder_at: Mapped[datetime | None]
+    extension_granted: Mapped[bool] = mapped_column(default=False)
+    delivery_blocked: Mapped[bool] = mapped_column(default=False)
+    enforcement_approved_by: Mapped[str | None] = mapped_column(String(200))
+    urgent: Mapped[bool] = mapped_column(default=False)
+    outcome: Mapped[str | None] = mapped_column(String(20))
+    version: Mapped[int] = mapped_column(Integer, default=1)
+
+    apps: Mapped[list[App]] = relationship(secondary=case_apps, lazy="raise", order_by=App.id)
+    developers: Mapped[list[Developer]] = relationship(
+        secondary=case_developers, lazy="raise", order_by=Developer.id
+    )
+    events: Mapped[list[CaseEvent]] = relationship(
+        back_populates="case", lazy="raise", order_by="CaseEvent.id"
+    )
+
+    __mapper_args__ = {"version_id_col": version}
+    __table_args__ = (
+        Index("ix_cases_status_deadline", "status", "deadline"),
+        Index("ix_cases_status_next_reminder_at", "status", "next_reminder_at"),
+    )
+
+
+class CaseEvent(Base):
+    """Append-only history: who did what, when, from which status to which, and why."""
+
+    __tablename__ = "case_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
+    at: Mapped[datetime]
+    actor: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(40))
+    from_status: Mapped[str | None] = mapped_column(String(30))
+    to_status: Mapped[str] = mapped_column(String(30))
+    reason: Mapped[str] = mapped_column(Text)
+    # "set": the case fields this event changed (what replay applies); anything else is context
+    data: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+    case: Mapped[Case] = relationship(back_populates="events", lazy="raise")
+
+
+class ChangeRequest(Base):
+    """The specific feature changes asked of the developer, and their answer."""
+
+    __tablename__ = "change_requests"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
+    changes: Mapped[list[Any]] = mapped_column(default=list)
+    requested_at: Mapped[datetime]
+    notified_at: Mapped[datetime | None]
+    due_at: Mapped[datetime | None]
+    response: Mapped[str | None] = mapped_column(String(30))
+    response_text: Mapped[str | None] = mapped_column(Text)
+    responded_at: Mapped[datetime | None]
+
+
+class Enforcement(Base):
+    """The decision to enforce on a case: one per case, appealed as one."""
+
+    __tablename__ = "enforcements"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    case_id: Mapped[int] = mapped_column(
+        ForeignKey("cases.id", ondelete="CASCADE"), unique=True, index=True
+    )
+    reason: Mapped[str] = mapped_column(Text)
+    urgent: Mapped[bool] = mapped_column(default=False)
+    requires_approval: Mapped[bool] = mapped_column(default=False)
+    approved_by: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime]
+    executed_at: Mapped[datetime | None]
+    notice_sent_at: Mapped[datetime | None]
+    reversed_at: Mapped[datetime | None]
+
+    actions: Mapped[list[PlatformAction]] = relationship(
+        back_populates="enforcement", lazy="raise", order_by="PlatformAction.id"
+    )
+
+
+class PlatformAction(Base):
+    """One action on one app or account. The idempotency key makes re-application a no-op."""
+
+    __tablename__ = "platform_actions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    enforcement_id: Mapped[int] = mapped_column(
+        ForeignKey("enforcements.id", ondelete="CASCADE"), index=True
+    )
+    kind: Mapped[ActionKind] = mapped_column(String(30))
+    target_type: Mapped[str] = mapped_column(String(10))  # "app" or "account"
+    target_id: Mapped[str] = mapped_column(String(200))
+    status: Mapped[ActionStatus] = mapped_column(String(20), default=ActionStatus.PLANNED)
+    idempotency_key: Mapped[str] = mapped_column(String(100), unique=True)
+    prior_status: Mapped[str | None] = mapped_column(String(20))
+    applied_at: Mapped[datetime | None]
+    reversed_at: Mapped[datetime | None]
+
+    enforcement: Mapped[Enforcement] = relationship(back_populates="actions", lazy="raise")
+
+
+class Appeal(Base):
+    """A developer's appeal of an enforcement, and the lead's decision."""
+
+    __tablename__ = "appeals"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    enforcement_id: Mapped[int] = mapped_column(
+        ForeignKey("enforcements.id", ondelete="CASCADE"), unique=True
+    )
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
+    statement: Mapped[str] = mapped_column(Text)
+    submitted_by: Mapped[str] = mapped_column(String(200))
+    submitted_at: Mapped[datetime]
+    status: Mapped[AppealStatus] = mapped_column(String(20), default=AppealStatus.PENDING)
+    decision_reason: Mapped[str | None] = mapped_column(Text)
+    reviewer: Mapped[str | None] = mapped_column(String(200))
+    decided_at: Mapped[datetime | None]
+
+
+class OutboxMessage(Base):
+    """An e-mail, rendered and stored in the transaction of the step that causes it."""
+
+    __tablename__ = "outbox"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
+    event_id: Mapped[int] = mapped_column(ForeignKey("case_events.id", ondelete="CASCADE"))
+    template: Mapped[str] = mapped_column(String(40))
+    developer_id: Mapped[str] = mapped_column(String(200))
+    to_address: Mapped[str] = mapped_column(String(320))
+    subject: Mapped[str] = mapped_column(Text)
+    text_body: Mapped[str] = mapped_column(Text)
+    html_body: Mapped[str] = mapped_column(Text)
+    idempotency_key: Mapped[str] = mapped_column(String(200), unique=True)
+    message_id: Mapped[str] = mapped_column(String(300), unique=True)
+    status: Mapped[OutboxStatus] = mapped_column(String(20), default=OutboxStatus.PENDING)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime]
+    next_attempt_at: Mapped[datetime]
+    claimed_at: Mapped[datetime | None]
+    claimed_by: Mapped[str | None] = mapped_column(String(200))
+    sent_at: Mapped[datetime | None]
+    provider_message_id: Mapped[str | None] = mapped_column(String(300))
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (Index("ix_outbox_status_next_attempt_at", "status", "next_attempt_at"),)
+
+
+__all__ = [
+    "App",
+    "Appeal",
+    "Case",
+    "CaseEvent",
+    "ChangeRequest",
+    "Developer",
+    "Enforcement",
+    "OutboxMessage",
+    "PlatformAction",
+    "case_apps",
+    "case_developers",
+]

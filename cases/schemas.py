@@ -1,0 +1,75 @@
+"""Pydantic inputs and outputs of the services (ORM classes stay in models.py)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from cases.enums import Policy, Severity
+
+
+class CaseCreate(BaseModel):
+    """What opening a case needs: by hand from a report, or from a detection finding."""
+
+    policy: Policy
+    app_ids: list[str] = Field(min_length=1)
+    developer_ids: list[str] = Field(min_length=1)
+    reason: str = Field(min_length=1)
+    severity: Severity = Severity.MEDIUM
+    evidence: dict[str, Any] = Field(default_factory=dict)
+    score: float | None = None
+    source: str = "manual"
+
+    @field_validator("app_ids", "developer_ids")
+    @classmethod
+    def _sorted_unique(cls, value: list[str]) -> list[str]:
+        return sorted(set(value))
+
+    @field_validator("reason")
+    @classmethod
+    def _strip(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("a reason is required")
+        return value.strip()
+
+
+class EventRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    at: datetime
+    actor: str
+    kind: str
+    from_status: str | None
+    to_status: str
+    reason: str
+    data: dict[str, Any]
+
+
+class CaseRead(BaseModel):
+    """A case as the CLI and flows show it."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    policy: str
+    severity: str
+    status: str
+    reason: str
+    source: str
+    score: float | None
+    opened_by: str
+    assignee: str | None
+    created_at: datetime
+    status_changed_at: datetime
+    deadline: datetime | None
+    next_reminder_at: datetime | None
+    extension_granted: bool
+    delivery_blocked: bool
+    urgent: bool
+    outcome: str | None
+    app_ids: list[str]
+    developer_ids: list[str]
+    evidence: dict[str, Any]

@@ -1,0 +1,179 @@
+"""Configuration: one settings object from the environment (``CASEWARD_*``) or ``caseward.toml``.
+
+Nested groups are set with a double underscore, e.g. ``CASEWARD_DEADLINES__CHANGE_DAYS=21``;
+in ``caseward.toml`` they are tables (``[deadlines]``). Read through :func:`get_settings`,
+never at import time.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from cases.clock import parse_instant
+
+DEFAULT_HOME = Path(".caseward")
+
+
+class DeadlineSettings(BaseModel):
+    """How long each step waits, in days; reminders count back from the deadline."""
+
+    outreach_response_days: int = Field(14, ge=0, description="Days to answer the outreach.")
+    change_days: int = Field(30, ge=1, description="Days to make the requested feature changes.")
+    reminder_offsets_days: list[int] = Field(
+        default_factory=lambda: [7, 1],
+        description="Reminders sent this many days before a change deadline.",
+    )
+    extension_days: int = Field(14, ge=1, description="Days one granted extension adds.")
+    appeal_window_days: int = Field(
+        180, ge=1, description="Days after the enforcement notice in which an appeal is accepted."
+    )
+
+
+class DetectionSettings(BaseModel):
+    """Thresholds of the four detectors (see docs/platform-data.md)."""
+
+    default_rate_limit_per_hour: int = Field(
+        1000, ge=1, description="An app's hourly request limit when the snapshot gives none."
+    )
+    spam_reports_per_1000_posts: float = Field(
+        2.0, gt=0, description="Spam + automation reports per 1,000 posts above which an app spams."
+    )
+    spam_min_reports: int = Field(10, ge=1, description="Minimum spam reports for a finding.")
+    user_keys_min_accounts: int = Field(
+        5, ge=2, description="Distinct unlinked accounts registering one service host."
+    )
+    duplicate_name_similarity: float = Field(
+        0.88, ge=0, le=1, description="Name/description similarity that makes two apps duplicates."
+    )
+    circumvention_min_hours: int = Field(
+        3, ge=1, description="Hours a group must exceed one app's limit to be circumvention."
+    )
+    circumvention_near_limit: float = Field(
+        0.8, gt=0, le=1, description="Share of its own limit each app runs at in those hours."
+    )
+    placeholder_hosts: list[str] = Field(
+        default_factory=lambda: [
+            "localhost", "127.0.0.1", "0.0.0.0", "::1", "example.com", "example.org",
+            "example.net", "test.com", "test", "invalid", "localhost.localdomain",
+        ],
+        description="Hosts that identify no service.",
+    )
+    shared_hosting_suffixes: list[str] = Field(
+        default_factory=lambda: [
+            "herokuapp.com", "github.io", "netlify.app", "vercel.app", "glitch.me",
+            "web.app", "firebaseapp.com", "azurewebsites.net", "appspot.com", "pages.dev",
+            "repl.co", "onrender.com", "fly.dev", "ngrok.io", "ngrok-free.app",
+        ],
+        description="Hosting domains whose subdomains are distinct services.",
+    )
+
+
+class EmailSettings(BaseModel):
+    """Where developer e-mail goes and how delivery retries."""
+
+    backend: Literal["file", "console", "sendgrid"] = Field(
+        "file", description="file: .eml files in mail_dir; console: stdout; sendgrid: SendGrid."
+    )
+    sender: str = Field("trust-and-safety@caseward.local", description="From address.")
+    sender_name: str = Field("Platform Trust & Safety", description="From display name.")
+    reply_to: str | None = Field(None, description="Reply-To address, if different.")
+    mail_dir: Path = Field(
+        default_factory=lambda: Path(os.environ.get("CASEWARD_MAIL_DIR", DEFAULT_HOME / "mail")),
+        description="Folder of the file backend (CASEWARD_MAIL_DIR).",
+    )
+    sendgrid_host: str = Field("https://api.sendgrid.com", description="SendGrid API base URL.")
+    sendgrid_sandbox: bool = Field(False, description="Use SendGrid sandbox mode (nothing sent).")
+    timeout_seconds: float = Field(10.0, gt=0, description="Provider request timeout.")
+    max_attempts: int = Field(6, ge=1, description="Delivery attempts before giving up.")
+    backoff_base_seconds: float = Field(30.0, gt=0, description="First retry delay.")
+    backoff_max_seconds: float = Field(3600.0, gt=0, description="Longest retry delay.")
+    timezone: str = Field("UTC", description="Time zone deadlines are shown in.")
+    appeal_url: str = Field(
+        "https://developer.example.com/appeals", description="Where developers file appeals."
+    )
+    policy_url: str = Field(
+        "https://developer.example.com/policy", description="The developer policy pages."
+    )
+
+
+class PlatformSettings(BaseModel):
+    """How enforcement reaches the platform."""
+
+    adapter: Literal["registry", "http"] = Field(
+        "registry", description="registry: Caseward's own tables; http: the platform admin API."
+    )
+    api_url: str | None = Field(None, description="Base URL of the platform admin API.")
+    api_token: SecretStr | None = Field(None, description="Bearer token for the admin API.")
+    timeout_seconds: float = Field(10.0, gt=0, description="Admin API request timeout.")
+    max_attempts: int = Field(4, ge=1, description="Attempts on 5xx before failing.")
+
+
+class Settings(BaseSettings):
+    """All of Caseward's configuration."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="CASEWARD_",
+        env_nested_delimiter="__",
+        toml_file="caseward.toml",
+        extra="ignore",
+    )
+
+    database_url: str = Field(
+        f"sqlite:///{DEFAULT_HOME / 'caseward.db'}", description="SQLAlchemy database URL."
+    )
+    now: datetime | None = Field(
+        None, description="Simulated current time for every command (CASEWARD_NOW)."
+    )
+    sendgrid_api_key: SecretStr | None = Field(
+        None,
+        validation_alias=AliasChoices("SENDGRID_API_KEY", "CASEWARD_SENDGRID_API_KEY"),
+        description="SendGrid API key (SENDGRID_API_KEY).",
+    )
+    deadlines: DeadlineSettings = Field(default_factory=DeadlineSettings)  # type: ignore[arg-type]
+    detection: DetectionSettings = Field(default_factory=DetectionSettings)  # type: ignore[arg-type]
+    email: EmailSettings = Field(default_factory=EmailSettings)  # type: ignore[arg-type]
+    platform: PlatformSettings = Field(default_factory=PlatformSettings)  # type: ignore[arg-type]
+
+    @field_validator("now", mode="before")
+    @classmethod
+    def _parse_now(cls, value: Any) -> Any:
+        return parse_instant(value) if isinstance(value, str) and value else value or None
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml_file = os.environ.get("CASEWARD_CONFIG", "caseward.toml")
+        return (
+            init_settings,
+            env_settings,
+            TomlConfigSettingsSource(settings_cls, toml_file=toml_file),
+        )
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once."""
+    return Settings()
+
+
+def masked(settings: Settings) -> dict[str, Any]:
+    """The effective configuration as plain data, secrets masked."""
+    return settings.model_dump(mode="json")

@@ -1,0 +1,201 @@
+"""The enforcement lifecycle as data: statuses, operations, what each causes. No I/O here.
+
+Every change to a case is an *operation* (``Op``). An operation either moves the case to
+another status (a transition, declared in ``TRANSITIONS``) or records something without a
+status change (``EVENTS``). What happens on entering a step (e-mails, timers) is declared
+here too, so services and flows never branch on status themselves.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from cases.enums import ActionKind, EmailTemplate
+from cases.errors import TransitionNotAllowed
+
+
+class CaseStatus(StrEnum):
+    OPENED = "opened"
+    DISMISSED = "dismissed"
+    CONFIRMED = "confirmed"
+    OUTREACH_SENT = "outreach_sent"
+    CHANGES_REQUESTED = "changes_requested"
+    COMPLIANCE_REPORTED = "compliance_reported"
+    RESOLVED = "resolved"
+    ENFORCEMENT_DUE = "enforcement_due"
+    ENFORCED = "enforced"
+    APPEALED = "appealed"
+    CLOSED = "closed"
+
+
+class Op(StrEnum):
+    """Everything that can happen to a case; also the ``kind`` of its events."""
+
+    OPEN = "open"
+    CONFIRM = "confirm"
+    DISMISS = "dismiss"
+    SEND_OUTREACH = "send_outreach"
+    REQUEST_CHANGES = "request_changes"
+    REPORT_COMPLIANCE = "report_compliance"
+    REJECT_COMPLIANCE = "reject_compliance"
+    RESOLVE = "resolve"
+    ESCALATE = "escalate"
+    APPROVE_URGENT = "approve_urgent"
+    ENFORCE = "enforce"
+    SUBMIT_APPEAL = "submit_appeal"
+    UPHOLD = "uphold"
+    OVERTURN = "overturn"
+    CLOSE = "close"
+    # events that leave the status as it is
+    EVIDENCE_REFRESHED = "evidence_refreshed"
+    NOTICE_DELIVERED = "notice_delivered"
+    DELIVERY_FAILED = "delivery_failed"
+    DELIVERY_UNBLOCKED = "delivery_unblocked"
+    REMINDER_SENT = "reminder_sent"
+    EXTEND = "extend"
+    ACKNOWLEDGE = "acknowledge"
+    APPROVE_ENFORCEMENT = "approve_enforcement"
+    ASSIGN = "assign"
+
+
+S = CaseStatus
+
+ACTIVE_BEFORE_ENFORCEMENT = frozenset(
+    {S.CONFIRMED, S.OUTREACH_SENT, S.CHANGES_REQUESTED, S.COMPLIANCE_REPORTED}
+)
+
+
+@dataclass(frozen=True)
+class TransitionSpec:
+    """Where an operation may start, where it ends, and what entering it sends."""
+
+    sources: frozenset[CaseStatus]
+    target: CaseStatus
+    emails: tuple[EmailTemplate, ...] = ()
+    lead_only: bool = False
+
+
+TRANSITIONS: dict[Op, TransitionSpec] = {
+    Op.CONFIRM: TransitionSpec(frozenset({S.OPENED}), S.CONFIRMED, lead_only=True),
+    Op.DISMISS: TransitionSpec(frozenset({S.OPENED, S.CONFIRMED}), S.DISMISSED, lead_only=True),
+    Op.SEND_OUTREACH: TransitionSpec(
+        frozenset({S.CONFIRMED}), S.OUTREACH_SENT, (EmailTemplate.OUTREACH,)
+    ),
+    Op.REQUEST_CHANGES: TransitionSpec(
+        frozenset({S.OUTREACH_SENT}), S.CHANGES_REQUESTED, (EmailTemplate.FEATURE_CHANGE_REQUEST,)
+    ),
+    Op.REPORT_COMPLIANCE: TransitionSpec(
+        frozenset({S.OUTREACH_SENT, S.CHANGES_REQUESTED}), S.COMPLIANCE_REPORTED
+    ),
+    Op.REJECT_COMPLIANCE: TransitionSpec(
+        frozenset({S.COMPLIANCE_REPORTED}), S.CHANGES_REQUESTED, lead_only=True
+    ),
+    Op.RESOLVE: TransitionSpec(
+        frozenset({S.OUTREACH_SENT, S.CHANGES_REQUESTED, S.COMPLIANCE_REPORTED}),
+        S.RESOLVED,
+        (EmailTemplate.CASE_RESOLVED,),
+        lead_only=True,
+    ),
+    Op.ESCALATE: TransitionSpec(frozenset({S.CHANGES_REQUESTED}), S.ENFORCEMENT_DUE),
+    Op.APPROVE_URGENT: TransitionSpec(
+        ACTIVE_BEFORE_ENFORCEMENT, S.ENFORCEMENT_DUE, lead_only=True
+    ),
+    # the enforcement notice depends on the actions taken: see ENFORCEMENT_NOTICES
+    Op.ENFORCE: TransitionSpec(frozenset({S.ENFORCEMENT_DUE}), S.ENFORCED),
+    Op.SUBMIT_APPEAL: TransitionSpec(
+        frozenset({S.ENFORCED}), S.APPEALED, (EmailTemplate.APPEAL_RECEIVED,)
+    ),
+    Op.UPHOLD: TransitionSpec(
+        frozenset({S.APPEALED}), S.CLOSED, (EmailTemplate.APPEAL_UPHELD,), lead_only=True
+    ),
+    Op.OVERTURN: TransitionSpec(
+        frozenset({S.APPEALED}), S.CLOSED, (EmailTemplate.APPEAL_OVERTURNED,), lead_only=True
+    ),
+    Op.CLOSE: TransitionSpec(frozenset({S.ENFORCED}), S.CLOSED),
+}
+
+
+@dataclass(frozen=True)
+class EventSpec:
+    """An operation that records something without moving the case."""
+
+    allowed_in: frozenset[CaseStatus]
+    emails: tuple[EmailTemplate, ...] = ()
+    lead_only: bool = False
+
+
+OPEN_STATUSES = frozenset(set(CaseStatus) - {S.DISMISSED, S.RESOLVED, S.CLOSED})
+
+EVENTS: dict[Op, EventSpec] = {
+    Op.EVIDENCE_REFRESHED: EventSpec(OPEN_STATUSES),
+    Op.NOTICE_DELIVERED: EventSpec(frozenset(CaseStatus)),
+    Op.DELIVERY_FAILED: EventSpec(frozenset(CaseStatus)),
+    Op.DELIVERY_UNBLOCKED: EventSpec(frozenset(CaseStatus), lead_only=True),
+    Op.REMINDER_SENT: EventSpec(
+        frozenset({S.CHANGES_REQUESTED}), (EmailTemplate.DEADLINE_REMINDER,)
+    ),
+    Op.EXTEND: EventSpec(
+        frozenset({S.CHANGES_REQUESTED}), (EmailTemplate.EXTENSION_GRANTED,), lead_only=True
+    ),
+    Op.ACKNOWLEDGE: EventSpec(frozenset({S.OUTREACH_SENT, S.CHANGES_REQUESTED})),
+    Op.APPROVE_ENFORCEMENT: EventSpec(frozenset({S.ENFORCEMENT_DUE}), lead_only=True),
+    Op.ASSIGN: EventSpec(OPEN_STATUSES, lead_only=True),
+}
+
+# A status whose timer starts when the notice that entered it is delivered, and the
+# DeadlineSettings field that sets its length.
+TIMERS: dict[CaseStatus, str] = {
+    S.OUTREACH_SENT: "outreach_response_days",
+    S.CHANGES_REQUESTED: "change_days",
+    S.ENFORCED: "appeal_window_days",
+}
+
+# What the sweeper does when a status's deadline has passed.
+ON_TIMEOUT: dict[CaseStatus, Op] = {
+    S.OUTREACH_SENT: Op.REQUEST_CHANGES,
+    S.CHANGES_REQUESTED: Op.ESCALATE,
+    S.ENFORCED: Op.CLOSE,
+}
+
+ENFORCEMENT_NOTICES: dict[ActionKind, EmailTemplate] = {
+    ActionKind.RESTRICT_APP: EmailTemplate.APP_RESTRICTED,
+    ActionKind.REVOKE_TOKEN: EmailTemplate.TOKEN_REVOKED,
+    ActionKind.BAN_APP: EmailTemplate.APP_BANNED,
+    ActionKind.SUSPEND_ACCOUNT: EmailTemplate.ACCOUNT_SUSPENDED,
+}
+
+TERMINAL = frozenset({S.DISMISSED, S.RESOLVED, S.CLOSED})
+
+
+def allowed_targets(status: CaseStatus) -> frozenset[CaseStatus]:
+    """Every status reachable from ``status`` in one transition."""
+    return frozenset(spec.target for spec in TRANSITIONS.values() if status in spec.sources)
+
+
+def check_transition(op: Op, status: CaseStatus) -> TransitionSpec:
+    """The spec of ``op`` from ``status``, or :class:`TransitionNotAllowed` with the reason."""
+    spec = TRANSITIONS.get(op)
+    if spec is None:
+        raise TransitionNotAllowed(f"{op.value} is not a status transition")
+    if status not in spec.sources:
+        allowed = ", ".join(sorted(s.value for s in spec.sources))
+        raise TransitionNotAllowed(
+            f"cannot {op.value.replace('_', ' ')} a case that is {status.value} "
+            f"(allowed from: {allowed})"
+        )
+    return spec
+
+
+def check_event(op: Op, status: CaseStatus) -> EventSpec:
+    """The spec of event ``op`` in ``status``, or :class:`TransitionNotAllowed`."""
+    spec = EVENTS.get(op)
+    if spec is None:
+        raise TransitionNotAllowed(f"{op.value} is not an event")
+    if status not in spec.allowed_in:
+        allowed = ", ".join(sorted(s.value for s in spec.allowed_in))
+        raise TransitionNotAllowed(
+            f"cannot {op.value.replace('_', ' ')} a case that is {status.value} "
+            f"(allowed in: {allowed})"
+        )
+    return spec
