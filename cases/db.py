@@ -7,14 +7,15 @@ serialise instead of failing half-way, the way ``SELECT ... FOR UPDATE`` does on
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import JSON, DateTime, Engine, MetaData, create_engine, event
+from sqlalchemy import Enum as SAEnum
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
@@ -56,7 +57,16 @@ class Base(DeclarativeBase):
     """Declarative base: one metadata with stable constraint names for migrations."""
 
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
-    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSONType, list[Any]: JSONType}
+    type_annotation_map = {
+        datetime: UTCDateTime(),
+        dict[str, Any]: JSONType,
+        list[Any]: JSONType,
+        # enums are stored as their values in plain VARCHAR columns: adding a value needs
+        # no migration, and the ORM hands back enum members
+        enum.Enum: SAEnum(
+            enum.Enum, native_enum=False, length=30, values_callable=lambda e: [m.value for m in e]
+        ),
+    }
 
 
 def _configure_sqlite(engine: Engine) -> None:
@@ -89,9 +99,13 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     return create_engine(url, pool_pre_ping=True, **kwargs)
 
 
-@lru_cache(maxsize=4)
-def _cached_engine(url: str) -> Engine:
-    return make_engine(url)
+_ENGINES: dict[str, Engine] = {}
+
+
+def dispose_engines() -> None:
+    """Close every engine this process opened (tests, and processes that fork)."""
+    while _ENGINES:
+        _ENGINES.popitem()[1].dispose()
 
 
 def get_engine(url: str | None = None) -> Engine:
@@ -100,7 +114,9 @@ def get_engine(url: str | None = None) -> Engine:
         from cases.settings import get_settings
 
         url = get_settings().database_url
-    return _cached_engine(url)
+    if url not in _ENGINES:
+        _ENGINES[url] = make_engine(url)
+    return _ENGINES[url]
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:

@@ -14,7 +14,6 @@ from sqlalchemy import (
     String,
     Table,
     Text,
-    UniqueConstraint,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -54,7 +53,7 @@ class Developer(Base):
     handle: Mapped[str] = mapped_column(String(200))
     email: Mapped[str] = mapped_column(String(320))
     created_at: Mapped[datetime]
-    status: Mapped[AccountStatus] = mapped_column(String(20), default=AccountStatus.ACTIVE)
+    status: Mapped[AccountStatus] = mapped_column(default=AccountStatus.ACTIVE)
 
     apps: Mapped[list[App]] = relationship(back_populates="developer", lazy="raise")
 
@@ -73,7 +72,7 @@ class App(Base):
     created_at: Mapped[datetime]
     rate_limit_per_hour: Mapped[int | None]
     requests_7d: Mapped[int] = mapped_column(BigInteger, default=0)
-    status: Mapped[AppStatus] = mapped_column(String(20), default=AppStatus.ACTIVE)
+    status: Mapped[AppStatus] = mapped_column(default=AppStatus.ACTIVE)
 
     developer: Mapped[Developer] = relationship(back_populates="apps", lazy="raise")
 
@@ -85,8 +84,8 @@ class Case(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     policy: Mapped[str] = mapped_column(String(40), index=True)
-    severity: Mapped[Severity] = mapped_column(String(10), default=Severity.MEDIUM)
-    status: Mapped[CaseStatus] = mapped_column(String(30), default=CaseStatus.OPENED)
+    severity: Mapped[Severity] = mapped_column(default=Severity.MEDIUM)
+    status: Mapped[CaseStatus] = mapped_column(default=CaseStatus.OPENED)
     reason: Mapped[str] = mapped_column(Text)
     source: Mapped[str] = mapped_column(String(20), default="manual")
     score: Mapped[float | None]
@@ -187,10 +186,10 @@ class PlatformAction(Base):
     enforcement_id: Mapped[int] = mapped_column(
         ForeignKey("enforcements.id", ondelete="CASCADE"), index=True
     )
-    kind: Mapped[ActionKind] = mapped_column(String(30))
+    kind: Mapped[ActionKind]
     target_type: Mapped[str] = mapped_column(String(10))  # "app" or "account"
     target_id: Mapped[str] = mapped_column(String(200))
-    status: Mapped[ActionStatus] = mapped_column(String(20), default=ActionStatus.PLANNED)
+    status: Mapped[ActionStatus] = mapped_column(default=ActionStatus.PLANNED)
     idempotency_key: Mapped[str] = mapped_column(String(100), unique=True)
     prior_status: Mapped[str | None] = mapped_column(String(20))
     applied_at: Mapped[datetime | None]
@@ -212,7 +211,7 @@ class Appeal(Base):
     statement: Mapped[str] = mapped_column(Text)
     submitted_by: Mapped[str] = mapped_column(String(200))
     submitted_at: Mapped[datetime]
-    status: Mapped[AppealStatus] = mapped_column(String(20), default=AppealStatus.PENDING)
+    status: Mapped[AppealStatus] = mapped_column(default=AppealStatus.PENDING)
     decision_reason: Mapped[str | None] = mapped_column(Text)
     reviewer: Mapped[str | None] = mapped_column(String(200))
     decided_at: Mapped[datetime | None]
@@ -234,7 +233,7 @@ class OutboxMessage(Base):
     html_body: Mapped[str] = mapped_column(Text)
     idempotency_key: Mapped[str] = mapped_column(String(200), unique=True)
     message_id: Mapped[str] = mapped_column(String(300), unique=True)
-    status: Mapped[OutboxStatus] = mapped_column(String(20), default=OutboxStatus.PENDING)
+    status: Mapped[OutboxStatus] = mapped_column(default=OutboxStatus.PENDING)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime]
     next_attempt_at: Mapped[datetime]

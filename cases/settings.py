@@ -36,6 +36,9 @@ class DeadlineSettings(BaseModel):
         description="Reminders sent this many days before a change deadline.",
     )
     extension_days: int = Field(14, ge=1, description="Days one granted extension adds.")
+    reopen_days: int = Field(
+        7, ge=1, description="Days given when a lead rejects a developer's compliance report."
+    )
     appeal_window_days: int = Field(
         180, ge=1, description="Days after the enforcement notice in which an appeal is accepted."
     )
@@ -65,16 +68,37 @@ class DetectionSettings(BaseModel):
     )
     placeholder_hosts: list[str] = Field(
         default_factory=lambda: [
-            "localhost", "127.0.0.1", "0.0.0.0", "::1", "example.com", "example.org",
-            "example.net", "test.com", "test", "invalid", "localhost.localdomain",
+            "localhost",
+            "127.0.0.1",
+            "0.0.0.0",
+            "::1",
+            "example.com",
+            "example.org",
+            "example.net",
+            "test.com",
+            "test",
+            "invalid",
+            "localhost.localdomain",
         ],
         description="Hosts that identify no service.",
     )
     shared_hosting_suffixes: list[str] = Field(
         default_factory=lambda: [
-            "herokuapp.com", "github.io", "netlify.app", "vercel.app", "glitch.me",
-            "web.app", "firebaseapp.com", "azurewebsites.net", "appspot.com", "pages.dev",
-            "repl.co", "onrender.com", "fly.dev", "ngrok.io", "ngrok-free.app",
+            "herokuapp.com",
+            "github.io",
+            "netlify.app",
+            "vercel.app",
+            "glitch.me",
+            "web.app",
+            "firebaseapp.com",
+            "azurewebsites.net",
+            "appspot.com",
+            "pages.dev",
+            "repl.co",
+            "onrender.com",
+            "fly.dev",
+            "ngrok.io",
+            "ngrok-free.app",
         ],
         description="Hosting domains whose subdomains are distinct services.",
     )
@@ -106,6 +130,17 @@ class EmailSettings(BaseModel):
     policy_url: str = Field(
         "https://developer.example.com/policy", description="The developer policy pages."
     )
+    template_dir: Path | None = Field(
+        None, description="E-mail templates folder (default: templates/email of the install)."
+    )
+    case_ref_prefix: str = Field("CW-", description="Prefix of the case reference in subjects.")
+    claim_lease_seconds: float = Field(
+        600.0,
+        gt=0,
+        description="A message claimed longer ago than this, still unrecorded, becomes uncertain.",
+    )
+    concurrency: int = Field(8, ge=1, le=64, description="Provider calls in flight at once.")
+    batch_size: int = Field(100, ge=1, description="Messages claimed per transaction.")
 
 
 class PlatformSettings(BaseModel):
@@ -135,6 +170,10 @@ class Settings(BaseSettings):
     )
     now: datetime | None = Field(
         None, description="Simulated current time for every command (CASEWARD_NOW)."
+    )
+    leads: list[str] = Field(
+        default_factory=list,
+        description="Who may take a lead's decisions; empty: anyone (single-user set-ups).",
     )
     sendgrid_api_key: SecretStr | None = Field(
         None,

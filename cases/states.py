@@ -98,9 +98,7 @@ TRANSITIONS: dict[Op, TransitionSpec] = {
         lead_only=True,
     ),
     Op.ESCALATE: TransitionSpec(frozenset({S.CHANGES_REQUESTED}), S.ENFORCEMENT_DUE),
-    Op.APPROVE_URGENT: TransitionSpec(
-        ACTIVE_BEFORE_ENFORCEMENT, S.ENFORCEMENT_DUE, lead_only=True
-    ),
+    Op.APPROVE_URGENT: TransitionSpec(ACTIVE_BEFORE_ENFORCEMENT, S.ENFORCEMENT_DUE, lead_only=True),
     # the enforcement notice depends on the actions taken: see ENFORCEMENT_NOTICES
     Op.ENFORCE: TransitionSpec(frozenset({S.ENFORCEMENT_DUE}), S.ENFORCED),
     Op.SUBMIT_APPEAL: TransitionSpec(

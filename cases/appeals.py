@@ -1,0 +1,86 @@
+"""Appeals: the developer appeals an enforcement once, within its window; another lead decides.
+
+An overturned decision reverses every applied action and restores access.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from cases import enforcement as enforcement_service
+from cases.enums import AppealStatus
+from cases.errors import GuardFailed
+from cases.lifecycle import enforcement_or_raise, require_lead
+from cases.models import Appeal, Case
+from cases.platform.base import PlatformAdapter
+from cases.service import get_or_raise, transition
+from cases.settings import get_settings
+from cases.states import Op, check_transition
+
+
+def submit_appeal(
+    session: Session, *, case_id: int, actor: str, statement: str, now: datetime
+) -> Case:
+    """The developer appeals the enforcement: once, within the appeal window."""
+    case = get_or_raise(session, case_id=case_id, lock=True)
+    check_transition(Op.SUBMIT_APPEAL, case.status)
+    decision = enforcement_or_raise(session, case)
+    if case.deadline is not None and now > case.deadline:
+        raise GuardFailed(
+            f"case {case.id}: the appeal window closed on {case.deadline.isoformat()}"
+        )
+    if session.scalar(select(Appeal.id).where(Appeal.enforcement_id == decision.id)):
+        raise GuardFailed(f"case {case.id}: this enforcement was already appealed")
+    session.add(
+        Appeal(
+            enforcement_id=decision.id,
+            case_id=case.id,
+            statement=statement,
+            submitted_by=actor,
+            submitted_at=now,
+        )
+    )
+    transition(session, case=case, op=Op.SUBMIT_APPEAL, actor=actor, reason=statement, now=now)
+    return case
+
+
+def decide_appeal(
+    session: Session,
+    *,
+    case_id: int,
+    reviewer: str,
+    overturn: bool,
+    reason: str,
+    adapter: PlatformAdapter,
+    now: datetime,
+) -> Case:
+    """A lead other than the enforcement's approver upholds or overturns it."""
+    require_lead(reviewer, get_settings())
+    case = get_or_raise(session, case_id=case_id, lock=True)
+    op = Op.OVERTURN if overturn else Op.UPHOLD
+    check_transition(op, case.status)
+    decision = enforcement_or_raise(session, case)
+    if decision.approved_by and decision.approved_by == reviewer:
+        raise GuardFailed(
+            f"case {case.id}: {reviewer} approved this enforcement; "
+            "another lead must decide the appeal"
+        )
+    appeal = session.scalars(select(Appeal).where(Appeal.enforcement_id == decision.id)).one()
+    if overturn:
+        enforcement_service.reverse_all(decision, adapter, now=now)
+    appeal.status = AppealStatus.OVERTURNED if overturn else AppealStatus.UPHELD
+    appeal.decision_reason, appeal.reviewer, appeal.decided_at = reason, reviewer, now
+    transition(
+        session,
+        case=case,
+        op=op,
+        actor=reviewer,
+        reason=reason,
+        now=now,
+        changes={"outcome": "overturned" if overturn else "upheld"},
+        email_context={"decision_reason": reason},
+    )
+    return case

@@ -1,0 +1,137 @@
+"""Enforcement: plan the graduated actions, preview their impact, apply and reverse them."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, selectinload
+
+from cases.catalog import get_catalog
+from cases.enums import ActionKind, ActionStatus
+from cases.models import App, Case, Enforcement, PlatformAction
+from cases.platform.base import ActionSpec, PlatformAdapter
+
+
+class ImpactPreview(BaseModel):
+    """What an enforcement would cut off, for ``--dry-run``."""
+
+    case_id: int
+    actions: list[dict[str, str]]
+    app_ids: list[str]
+    account_ids: list[str]
+    requests_7d: int
+    requires_approval: bool
+
+
+def planned_actions(case: Case) -> list[tuple[ActionKind, str, str]]:
+    """(kind, target type, target id) for the case's policy and severity, mildest first."""
+    kinds = get_catalog().actions_for(case.policy, case.severity)
+    plan: list[tuple[ActionKind, str, str]] = []
+    for kind in kinds:
+        if kind is ActionKind.SUSPEND_ACCOUNT:
+            plan.extend((kind, "account", d.id) for d in case.developers)
+        else:
+            plan.extend((kind, "app", a.id) for a in case.apps)
+    return plan
+
+
+def needs_approval(plan: list[tuple[ActionKind, str, str]]) -> bool:
+    required = set(get_catalog().approval_required)
+    return any(kind in required for kind, _, _ in plan)
+
+
+def create(
+    session: Session,
+    *,
+    case: Case,
+    reason: str,
+    urgent: bool,
+    approved_by: str | None,
+    now: datetime,
+) -> Enforcement:
+    """The enforcement decision and its planned actions (nothing is applied yet)."""
+    plan = planned_actions(case)
+    enforcement = Enforcement(
+        case_id=case.id,
+        reason=reason,
+        urgent=urgent,
+        requires_approval=needs_approval(plan),
+        approved_by=approved_by,
+        created_at=now,
+    )
+    session.add(enforcement)
+    session.flush()
+    session.add_all(
+        PlatformAction(
+            enforcement_id=enforcement.id,
+            kind=kind,
+            target_type=target_type,
+            target_id=target_id,
+            idempotency_key=f"case-{case.id}-{kind.value}-{target_type}-{target_id}",
+        )
+        for kind, target_type, target_id in plan
+    )
+    session.flush()
+    return enforcement
+
+
+def get_for_case(session: Session, *, case_id: int) -> Enforcement | None:
+    query = (
+        select(Enforcement)
+        .options(selectinload(Enforcement.actions))
+        .where(Enforcement.case_id == case_id)
+    )
+    return session.scalars(query).one_or_none()
+
+
+def preview(session: Session, *, case: Case) -> ImpactPreview:
+    """Which apps and accounts the case's enforcement would cut off, and their recent traffic."""
+    existing = get_for_case(session, case_id=case.id)
+    plan = (
+        [(a.kind, a.target_type, a.target_id) for a in existing.actions]
+        if existing
+        else planned_actions(case)
+    )
+    app_ids = {t for _, tt, t in plan if tt == "app"}
+    account_ids = {t for _, tt, t in plan if tt == "account"}
+    if account_ids:  # a suspended account takes all its apps with it
+        app_ids |= set(session.scalars(select(App.id).where(App.developer_id.in_(account_ids))))
+    traffic = session.scalar(
+        select(func.coalesce(func.sum(App.requests_7d), 0)).where(App.id.in_(app_ids))
+    )
+    return ImpactPreview(
+        case_id=case.id,
+        actions=[{"kind": k.value, "target_type": tt, "target_id": t} for k, tt, t in plan],
+        app_ids=sorted(app_ids),
+        account_ids=sorted(account_ids),
+        requests_7d=int(traffic or 0),
+        requires_approval=existing.requires_approval if existing else needs_approval(plan),
+    )
+
+
+def _spec(action: PlatformAction) -> ActionSpec:
+    return ActionSpec(action.kind, action.target_type, action.target_id, action.idempotency_key)
+
+
+def apply_all(enforcement: Enforcement, adapter: PlatformAdapter, *, now: datetime) -> None:
+    """Apply every planned action; an action already applied is skipped, never repeated."""
+    for action in enforcement.actions:
+        if action.status != ActionStatus.PLANNED:
+            continue
+        action.prior_status = adapter.apply(_spec(action))
+        action.status = ActionStatus.APPLIED
+        action.applied_at = now
+    enforcement.executed_at = enforcement.executed_at or now
+
+
+def reverse_all(enforcement: Enforcement, adapter: PlatformAdapter, *, now: datetime) -> None:
+    """Reverse applied actions, most severe first, restoring each target's prior status."""
+    for action in reversed(enforcement.actions):
+        if action.status != ActionStatus.APPLIED:
+            continue
+        adapter.reverse(_spec(action), action.prior_status or "active")
+        action.status = ActionStatus.REVERSED
+        action.reversed_at = now
+    enforcement.reversed_at = enforcement.reversed_at or now

@@ -1,0 +1,22 @@
+"""How enforcement reaches the platform: Caseward's own registry, or the platform's admin API."""
+
+from __future__ import annotations
+
+from sqlalchemy.orm import Session
+
+from cases.platform.base import ActionSpec, PlatformAdapter
+from cases.settings import Settings
+
+
+def get_adapter(session: Session, settings: Settings) -> PlatformAdapter:
+    """The adapter configuration selects (``platform.adapter``)."""
+    if settings.platform.adapter == "http":
+        from cases.platform.http import HttpAdapter
+
+        return HttpAdapter.from_settings(settings.platform, session=session)
+    from cases.platform.registry import RegistryAdapter
+
+    return RegistryAdapter(session)
+
+
+__all__ = ["ActionSpec", "PlatformAdapter", "get_adapter"]

@@ -1,0 +1,289 @@
+"""Cases: lookup, opening, and the one write path every change goes through.
+
+``record`` is that path: it appends the event, applies it to the case (history.apply, the
+same function replay uses) and enqueues the e-mails the step causes, all in the caller's
+transaction. Services never commit; the CLI command or flow task owns the unit of work.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Select, select
+from sqlalchemy.orm import Session, selectinload
+
+from cases import history, notifications
+from cases.enums import EmailTemplate
+from cases.errors import InvalidInput, NotFound
+from cases.models import App, Case, CaseEvent, Developer
+from cases.schemas import CaseCreate, CaseRead
+from cases.states import CaseStatus, Op, check_event, check_transition
+
+
+def _case_query(*, lock: bool = False) -> Select[tuple[Case]]:
+    query = select(Case).options(selectinload(Case.apps), selectinload(Case.developers))
+    return query.with_for_update(of=Case) if lock else query
+
+
+def get(session: Session, *, case_id: int) -> Case | None:
+    return session.scalars(_case_query().where(Case.id == case_id)).one_or_none()
+
+
+def get_or_raise(session: Session, *, case_id: int, lock: bool = False) -> Case:
+    """The case, its apps and developers loaded; locked for update when ``lock``."""
+    case = session.scalars(_case_query(lock=lock).where(Case.id == case_id)).one_or_none()
+    if case is None:
+        raise NotFound(f"no case with id {case_id}")
+    return case
+
+
+def get_many(session: Session, *, case_ids: Sequence[int], lock: bool = False) -> list[Case]:
+    """Cases by id (missing ids skipped), in id order; one query for a whole batch."""
+    query = _case_query(lock=lock).where(Case.id.in_(case_ids)).order_by(Case.id)
+    return list(session.scalars(query))
+
+
+def list_cases(
+    session: Session,
+    *,
+    status: CaseStatus | None = None,
+    policy: str | None = None,
+    app_id: str | None = None,
+    limit: int | None = None,
+) -> list[Case]:
+    query = _case_query().order_by(Case.id)
+    if status is not None:
+        query = query.where(Case.status == status)
+    if policy is not None:
+        query = query.where(Case.policy == policy)
+    if app_id is not None:
+        query = query.where(Case.apps.any(App.id == app_id))
+    if limit is not None:
+        query = query.limit(limit)
+    return list(session.scalars(query))
+
+
+def events(session: Session, *, case_id: int) -> list[CaseEvent]:
+    """The case's timeline, oldest first."""
+    query = select(CaseEvent).where(CaseEvent.case_id == case_id).order_by(CaseEvent.id)
+    return list(session.scalars(query))
+
+
+def _load_subjects(
+    session: Session, *, app_ids: Sequence[str], developer_ids: Sequence[str]
+) -> tuple[list[App], list[Developer]]:
+    apps = list(session.scalars(select(App).where(App.id.in_(app_ids)).order_by(App.id)))
+    developers = list(
+        session.scalars(
+            select(Developer).where(Developer.id.in_(developer_ids)).order_by(Developer.id)
+        )
+    )
+    missing_apps = sorted(set(app_ids) - {a.id for a in apps})
+    missing_devs = sorted(set(developer_ids) - {d.id for d in developers})
+    if missing_apps or missing_devs:
+        parts = [f"app {a}" for a in missing_apps] + [f"developer {d}" for d in missing_devs]
+        raise NotFound("unknown " + ", ".join(parts))
+    return apps, developers
+
+
+def record(
+    session: Session,
+    *,
+    case: Case,
+    op: Op,
+    actor: str,
+    reason: str,
+    now: datetime,
+    to_status: CaseStatus | None = None,
+    changes: dict[str, Any] | None = None,
+    data: dict[str, Any] | None = None,
+    emails: Sequence[EmailTemplate] = (),
+    email_context: dict[str, Any] | None = None,
+) -> CaseEvent:
+    """Append an event, apply it to ``case`` and enqueue its e-mails: the one write path."""
+    if not reason or not reason.strip():
+        raise InvalidInput("a reason is required")
+    target = to_status or case.status
+    payload = dict(data or {})
+    payload["set"] = history.encode(changes or {})
+    event = CaseEvent(
+        case_id=case.id,
+        at=now,
+        actor=actor,
+        kind=op.value,
+        from_status=None if op is Op.OPEN else case.status.value,
+        to_status=target.value,
+        reason=reason.strip(),
+        data=payload,
+    )
+    session.add(event)
+    history.apply(case, to_status=target, at=now, changes=payload["set"])  # as replay does
+    session.flush()
+    for template in emails:
+        notifications.enqueue(
+            session, case=case, event=event, template=template, now=now, extra=email_context
+        )
+    return event
+
+
+def transition(
+    session: Session,
+    *,
+    case: Case,
+    op: Op,
+    actor: str,
+    reason: str,
+    now: datetime,
+    changes: dict[str, Any] | None = None,
+    data: dict[str, Any] | None = None,
+    emails: Sequence[EmailTemplate] = (),
+    email_context: dict[str, Any] | None = None,
+) -> CaseEvent:
+    """Move ``case`` by ``op``; refuses illegal moves. Entering a status clears its timers."""
+    spec = check_transition(op, case.status)
+    cleared: dict[str, Any] = {"deadline": None, "next_reminder_at": None}
+    return record(
+        session,
+        case=case,
+        op=op,
+        actor=actor,
+        reason=reason,
+        now=now,
+        to_status=spec.target,
+        changes=cleared | (changes or {}),
+        data=data,
+        emails=(*spec.emails, *emails),
+        email_context=email_context,
+    )
+
+
+def record_event(
+    session: Session,
+    *,
+    case: Case,
+    op: Op,
+    actor: str,
+    reason: str,
+    now: datetime,
+    changes: dict[str, Any] | None = None,
+    data: dict[str, Any] | None = None,
+    email_context: dict[str, Any] | None = None,
+) -> CaseEvent:
+    """Record ``op`` without a status change; refuses it where the status does not allow it."""
+    spec = check_event(op, case.status)
+    return record(
+        session,
+        case=case,
+        op=op,
+        actor=actor,
+        reason=reason,
+        now=now,
+        changes=changes,
+        data=data,
+        emails=spec.emails,
+        email_context=email_context,
+    )
+
+
+def open_case(session: Session, *, case_in: CaseCreate, actor: str, now: datetime) -> Case:
+    """Open a case on existing apps and developers; its first event records everything."""
+    apps, developers = _load_subjects(
+        session, app_ids=case_in.app_ids, developer_ids=case_in.developer_ids
+    )
+    case = Case(
+        policy=case_in.policy.value,
+        reason=case_in.reason,
+        source=case_in.source,
+        opened_by=actor,
+        created_at=now,
+        status_changed_at=now,
+        status=CaseStatus.OPENED,
+        apps=apps,
+        developers=developers,
+    )
+    session.add(case)
+    session.flush()
+    record(
+        session,
+        case=case,
+        op=Op.OPEN,
+        actor=actor,
+        reason=case_in.reason,
+        now=now,
+        to_status=CaseStatus.OPENED,
+        changes={
+            "severity": case_in.severity.value,
+            "score": case_in.score,
+            "evidence": case_in.evidence,
+            "assignee": None,
+            "deadline": None,
+            "next_reminder_at": None,
+            "extension_granted": False,
+            "delivery_blocked": False,
+            "enforcement_approved_by": None,
+            "urgent": False,
+            "outcome": None,
+        },
+        data={"app_ids": case_in.app_ids, "developer_ids": case_in.developer_ids},
+    )
+    return case
+
+
+def refresh_evidence(
+    session: Session,
+    *,
+    case_id: int,
+    evidence: dict[str, Any],
+    score: float | None,
+    app_ids: Sequence[str],
+    developer_ids: Sequence[str],
+    actor: str,
+    now: datetime,
+    reason: str = "new evidence from detection",
+) -> Case:
+    """Attach a newer finding to an open case: new subjects join, the evidence is replaced."""
+    case = get_or_raise(session, case_id=case_id, lock=True)
+    new_apps = sorted(set(app_ids) - {a.id for a in case.apps})
+    new_devs = sorted(set(developer_ids) - {d.id for d in case.developers})
+    apps, developers = _load_subjects(session, app_ids=new_apps, developer_ids=new_devs)
+    case.apps.extend(apps)
+    case.developers.extend(developers)
+    record_event(
+        session,
+        case=case,
+        op=Op.EVIDENCE_REFRESHED,
+        actor=actor,
+        reason=reason,
+        now=now,
+        changes={"evidence": evidence, "score": score},
+        data={"added_app_ids": new_apps, "added_developer_ids": new_devs},
+    )
+    return case
+
+
+def add_evidence(session: Session, *, case_id: int, note: str, actor: str, now: datetime) -> Case:
+    """A lead adds a written observation to a case's evidence (manual cases start with none)."""
+    case = get_or_raise(session, case_id=case_id, lock=True)
+    notes = [*case.evidence.get("notes", []), {"by": actor, "at": now.isoformat(), "note": note}]
+    record_event(
+        session,
+        case=case,
+        op=Op.EVIDENCE_REFRESHED,
+        actor=actor,
+        reason=note,
+        now=now,
+        changes={"evidence": case.evidence | {"notes": notes}},
+    )
+    return case
+
+
+def to_read(case: Case) -> CaseRead:
+    return CaseRead.model_validate(
+        {
+            **{k: getattr(case, k) for k in CaseRead.model_fields if hasattr(case, k)},
+            "app_ids": [a.id for a in case.apps],
+            "developer_ids": [d.id for d in case.developers],
+        }
+    )

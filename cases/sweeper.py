@@ -1,0 +1,168 @@
+"""The sweeper: every step that is due at a given time, over all cases, in batches.
+
+Each step is a set-based selection of due case ids plus one domain operation per case.
+Rows are locked as they are selected (``FOR UPDATE SKIP LOCKED`` on PostgreSQL; SQLite
+serialises writers with ``BEGIN IMMEDIATE``), so two sweepers running at once never
+perform a step twice, and a second sweep at the same time finds nothing left to do.
+One failing case is reported and rolled back to its savepoint; the batch goes on.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import ColumnElement, Engine, and_, exists, or_, select
+from sqlalchemy.orm import Session
+
+from cases import lifecycle, service
+from cases.db import session_scope
+from cases.models import Case, Enforcement
+from cases.platform import get_adapter
+from cases.platform.base import PlatformAdapter
+from cases.settings import get_settings
+from cases.states import CaseStatus
+
+log = logging.getLogger(__name__)
+
+Runner = Callable[[Session, Case, datetime, PlatformAdapter], object]
+
+
+def _timed_out(status: CaseStatus, now: datetime) -> ColumnElement[bool]:
+    return and_(Case.status == status, Case.deadline <= now)
+
+
+def _enforceable() -> ColumnElement[bool]:
+    approved = exists().where(
+        Enforcement.case_id == Case.id,
+        or_(Enforcement.requires_approval.is_(False), Enforcement.approved_by.is_not(None)),
+    )
+    return and_(Case.status == CaseStatus.ENFORCEMENT_DUE, approved)
+
+
+@dataclass(frozen=True)
+class Step:
+    """One kind of due work: which cases it selects and what it does to each."""
+
+    name: str
+    due: Callable[[datetime], ColumnElement[bool]]
+    run: Runner
+
+
+def _no_response_request(session: Session, case: Case, now: datetime, _: PlatformAdapter) -> None:
+    lifecycle.request_changes(
+        session,
+        case=case,
+        actor=lifecycle.SYSTEM,
+        reason="the outreach response window ended; specific changes are now required",
+        now=now,
+    )
+
+
+STEPS: tuple[Step, ...] = (
+    Step(
+        "send-outreach",
+        lambda now: Case.status == CaseStatus.CONFIRMED,
+        lambda s, c, now, _: lifecycle.send_outreach(s, case=c, now=now),
+    ),
+    Step(
+        "request-changes",
+        lambda now: _timed_out(CaseStatus.OUTREACH_SENT, now),
+        _no_response_request,
+    ),
+    Step(
+        "send-reminders",
+        lambda now: and_(
+            Case.status == CaseStatus.CHANGES_REQUESTED,
+            Case.next_reminder_at <= now,
+            Case.deadline > now,
+        ),
+        lambda s, c, now, _: lifecycle.send_reminder(s, case=c, now=now),
+    ),
+    Step(
+        "expire-deadlines",
+        lambda now: and_(
+            _timed_out(CaseStatus.CHANGES_REQUESTED, now), Case.delivery_blocked.is_(False)
+        ),
+        lambda s, c, now, _: lifecycle.escalate(s, case=c, now=now),
+    ),
+    Step(
+        "enforce",
+        lambda now: _enforceable(),
+        lambda s, c, now, adapter: lifecycle.enforce(s, case=c, adapter=adapter, now=now),
+    ),
+    Step(
+        "close-appeal-windows",
+        lambda now: _timed_out(CaseStatus.ENFORCED, now),
+        lambda s, c, now, _: lifecycle.close_unappealed(s, case=c, now=now),
+    ),
+)
+STEP_NAMES = tuple(step.name for step in STEPS)
+
+
+@dataclass
+class StepReport:
+    """What one step did: the cases it moved and the ones that failed, with why."""
+
+    step: str
+    done: list[int] = field(default_factory=list)
+    failed: dict[int, str] = field(default_factory=dict)
+
+
+def _due_ids(session: Session, step: Step, now: datetime, after: int, limit: int) -> list[int]:
+    query = (
+        select(Case.id).where(step.due(now), Case.id > after).order_by(Case.id).limit(limit)
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True, of=Case)
+    return list(session.scalars(query))
+
+
+def run_step(
+    engine: Engine,
+    step: Step | str,
+    *,
+    now: datetime,
+    batch_size: int = 500,
+    on_batch: Callable[[StepReport], None] | None = None,
+) -> StepReport:
+    """Perform ``step`` for every case due at ``now``; one transaction per batch."""
+    if isinstance(step, str):
+        step = next(s for s in STEPS if s.name == step)
+    report = StepReport(step.name)
+    after = 0
+    while True:
+        with session_scope(engine) as session:
+            ids = _due_ids(session, step, now, after, batch_size)
+            if not ids:
+                break
+            adapter = get_adapter(session, get_settings())
+            for case in service.get_many(session, case_ids=ids):
+                try:
+                    with session.begin_nested():
+                        step.run(session, case, now, adapter)
+                except Exception as exc:  # one case must not stop the batch
+                    log.warning("case %s: %s failed: %s", case.id, step.name, exc)
+                    report.failed[case.id] = f"{type(exc).__name__}: {exc}"
+                else:
+                    report.done.append(case.id)
+            after = ids[-1]
+        if on_batch is not None:
+            on_batch(report)
+    return report
+
+
+def advance(
+    engine: Engine,
+    *,
+    now: datetime,
+    batch_size: int = 500,
+    on_batch: Callable[[StepReport], None] | None = None,
+) -> list[StepReport]:
+    """Every step due at ``now``, in lifecycle order."""
+    return [
+        run_step(engine, step, now=now, batch_size=batch_size, on_batch=on_batch)
+        for step in STEPS
+    ]

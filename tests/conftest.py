@@ -1,0 +1,128 @@
+"""Shared fixtures: isolated settings per test, and engines on SQLite and PostgreSQL.
+
+PostgreSQL tests create their own database (one per test session and xdist worker) on the
+server named by CASEWARD_TEST_POSTGRES_URL (default: local trust-auth server). Where none is
+reachable they are skipped with the reason, except under CI (CI=true), where they must run.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.engine import make_url
+
+import cases.models  # noqa: F401  (registers every table)
+from cases import db
+from cases.db import Base, make_engine
+from cases.settings import get_settings
+
+DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+
+
+def _admin_url() -> str:
+    url = make_url(os.environ.get("CASEWARD_TEST_POSTGRES_URL", DEFAULT_PG))
+    if url.drivername == "postgresql":
+        url = url.set(drivername="postgresql+psycopg")
+    return url.render_as_string(hide_password=False)
+
+
+def reset_caches() -> None:
+    """Forget cached settings and engines, so the next read sees this test's environment."""
+    get_settings.cache_clear()
+    db.dispose_engines()
+
+
+@pytest.fixture(autouse=True)
+def isolated_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """Every test gets its own SQLite file, mail folder and no stray CASEWARD_* values."""
+    for name in list(os.environ):
+        if name.startswith("CASEWARD_") and name != "CASEWARD_TEST_POSTGRES_URL":
+            monkeypatch.delenv(name)
+    monkeypatch.delenv("SENDGRID_API_KEY", raising=False)
+    monkeypatch.setenv("CASEWARD_CONFIG", str(tmp_path / "caseward.toml"))
+    monkeypatch.setenv("CASEWARD_DATABASE_URL", f"sqlite:///{tmp_path / 'caseward.db'}")
+    monkeypatch.setenv("CASEWARD_EMAIL__MAIL_DIR", str(tmp_path / "mail"))
+    reset_caches()
+    yield tmp_path
+    reset_caches()
+
+
+@pytest.fixture(scope="session")
+def pg_database(worker_id: str) -> Iterator[str]:
+    """A fresh PostgreSQL database for this test session; dropped at the end."""
+    admin_url = _admin_url()
+    try:
+        admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(text("select 1"))
+    except Exception as exc:  # pragma: no cover - depends on the machine
+        if os.environ.get("CI") == "true":
+            raise RuntimeError(f"PostgreSQL is required under CI: {exc}") from exc
+        pytest.skip(f"PostgreSQL not reachable at {admin_url}: {type(exc).__name__}")
+    name = f"caseward_test_{worker_id}_{uuid.uuid4().hex[:8]}"
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+    engine = create_engine(url)
+    Base.metadata.create_all(engine)
+    engine.dispose()
+    yield url
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def worker_id(request: pytest.FixtureRequest) -> str:
+    return getattr(request.config, "workerinput", {}).get("workerid", "main")
+
+
+def _wipe(engine: Engine) -> None:
+    with engine.begin() as conn:
+        names = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+        conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def engine(
+    request: pytest.FixtureRequest, isolated_settings: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Engine]:
+    """An empty Caseward database on each backend; the CLI in this test uses it too."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{isolated_settings / 'caseward.db'}"
+        created = make_engine(url)
+        Base.metadata.create_all(created)
+    else:
+        url = request.getfixturevalue("pg_database")
+        created = make_engine(url)
+        _wipe(created)
+    monkeypatch.setenv("CASEWARD_DATABASE_URL", url)
+    reset_caches()
+    yield created
+    created.dispose()
+    reset_caches()
+
+
+@pytest.fixture
+def sqlite_engine(isolated_settings: Path) -> Iterator[Engine]:
+    """An empty Caseward database on SQLite only."""
+    created = make_engine(f"sqlite:///{isolated_settings / 'caseward.db'}")
+    Base.metadata.create_all(created)
+    yield created
+    created.dispose()
+
+
+@pytest.fixture
+def pg_engine(pg_database: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Engine]:
+    """An empty Caseward database on PostgreSQL only."""
+    created = make_engine(pg_database)
+    _wipe(created)
+    monkeypatch.setenv("CASEWARD_DATABASE_URL", pg_database)
+    reset_caches()
+    yield created
+    created.dispose()
