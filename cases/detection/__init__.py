@@ -1,0 +1,1 @@
+"""Detection: turn a platform snapshot into evidence-backed cases (docs/detection.md)."""

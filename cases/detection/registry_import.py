@@ -1,0 +1,144 @@
+"""Copy a validated snapshot's developers and apps into Caseward's registry.
+
+Set-based and streamed: rows leave DuckDB in batches and go in with one
+``INSERT ... ON CONFLICT DO UPDATE`` per batch (SQLite and PostgreSQL dialects). A row that
+did not change is not rewritten, and ``status`` (what enforcement changes) is never part of
+the update, so a newer snapshot brings new apps and changed names without touching
+enforcement. The caller owns the transaction: the import is all-or-nothing with it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Table, func, or_, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from cases.detection.snapshot import Progress, Snapshot
+from cases.models import App, Developer
+
+BATCH = 5000
+
+DEVELOPERS_SQL = """
+SELECT developer_id, handle, email, created_at FROM developers ORDER BY developer_id
+"""
+
+APPS_SQL = """
+WITH last AS (SELECT max(hour) AS h FROM usage),
+recent AS (
+    SELECT app_id, sum(requests) AS requests_7d FROM usage, last
+    WHERE hour > last.h - INTERVAL 7 DAY GROUP BY app_id
+)
+SELECT a.app_id, a.developer_id, a.name, a.description, a.website, a.callback_urls,
+       a.created_at, a.rate_limit_per_hour, coalesce(r.requests_7d, 0)
+FROM apps a LEFT JOIN recent r USING (app_id)
+ORDER BY a.app_id
+"""
+
+
+@dataclass(frozen=True)
+class ImportSummary:
+    """What an import changed in the registry."""
+
+    developers: int
+    developers_new: int
+    developers_changed: int
+    apps: int
+    apps_new: int
+    apps_changed: int
+
+
+def _insert(session: Session, table: Table) -> Any:
+    name = session.get_bind().dialect.name
+    if name == "postgresql":
+        return postgresql.insert(table)
+    if name == "sqlite":
+        return sqlite.insert(table)
+    raise NotImplementedError(f"registry import supports SQLite and PostgreSQL, not {name}")
+
+
+def _upsert(
+    session: Session,
+    table: Table,
+    key: str,
+    columns: list[str],
+    snapshot: Snapshot,
+    sql: str,
+    progress: Progress,
+) -> tuple[int, int, int]:
+    """Upsert every row of ``sql``; returns (rows, new, changed)."""
+    before = session.execute(select(func.count()).select_from(table)).scalar_one()
+    stmt = _insert(session, table)
+    updated = [c for c in columns if c != key]
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[table.c[key]],
+        set_={c: stmt.excluded[c] for c in updated},
+        where=or_(*(table.c[c].is_distinct_from(stmt.excluded[c]) for c in updated)),
+    )
+    cursor = snapshot.con.execute(sql)
+    rows = written = 0
+    rowcount_known = True
+    while batch := cursor.fetchmany(BATCH):
+        params = [_row(columns, values) for values in batch]
+        result = session.execute(stmt, params)
+        count = getattr(result, "rowcount", -1)
+        if count is None or count < 0:
+            rowcount_known = False
+        else:
+            written += count
+        rows += len(batch)
+        progress(f"registry: {table.name} {rows:,}")
+    after = session.execute(select(func.count()).select_from(table)).scalar_one()
+    new = int(after) - int(before)
+    changed = max(written - new, 0) if rowcount_known else -1
+    return rows, new, changed
+
+
+def _row(columns: list[str], values: tuple[Any, ...]) -> dict[str, Any]:
+    row = dict(zip(columns, values, strict=True))
+    created = row.get("created_at")
+    if isinstance(created, datetime) and created.tzinfo is None:
+        row["created_at"] = created.replace(tzinfo=UTC)
+    return row
+
+
+def import_registry(
+    session: Session, snapshot: Snapshot, *, progress: Progress | None = None
+) -> ImportSummary:
+    """Upsert the snapshot's developers and apps; never touches ``status``."""
+    report = progress or (lambda _m: None)
+    dev_table = Developer.__table__
+    app_table = App.__table__
+    assert isinstance(dev_table, Table) and isinstance(app_table, Table)
+    devs = _upsert(
+        session,
+        dev_table,
+        "id",
+        ["id", "handle", "email", "created_at"],
+        snapshot,
+        DEVELOPERS_SQL,
+        report,
+    )
+    apps = _upsert(
+        session,
+        app_table,
+        "id",
+        [
+            "id",
+            "developer_id",
+            "name",
+            "description",
+            "website",
+            "callback_urls",
+            "created_at",
+            "rate_limit_per_hour",
+            "requests_7d",
+        ],
+        snapshot,
+        APPS_SQL,
+        report,
+    )
+    return ImportSummary(devs[0], devs[1], devs[2], apps[0], apps[1], apps[2])
