@@ -1,0 +1,126 @@
+"""One Jinja environment for every e-mail: autoescaped HTML, strict undefined, shared layout.
+
+Wording lives in ``templates/email/`` (templates, partials and ``catalog.toml``); this module
+only loads them, formats values and guarantees that a subject is a single safe header line.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateError, select_autoescape
+
+import cases
+from cases.enums import EmailTemplate
+
+# any character that could end or fold a header line, plus the other C0/C1 controls
+_UNSAFE_HEADER_CHARS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
+_LEFTOVER_SYNTAX = re.compile(r"\{\{|\}\}|\{%|%\}|\{#|#\}")
+
+
+class RenderError(Exception):
+    """A template could not be rendered (a missing variable, a syntax error)."""
+
+
+@dataclass(frozen=True)
+class RenderedEmail:
+    """The three parts of one e-mail, ready to store."""
+
+    subject: str
+    text: str
+    html: str
+
+
+def default_template_dir() -> Path:
+    """``templates/email`` next to the ``cases`` package (editable install / checkout)."""
+    return Path(cases.__file__).resolve().parent.parent / "templates" / "email"
+
+
+def header_safe(value: str, *, limit: int = 250) -> str:
+    """One header line: controls (CR, LF, tab...) become spaces, runs collapse, long text is cut."""
+    line = " ".join(_UNSAFE_HEADER_CHARS.sub(" ", value).split())
+    return line if len(line) <= limit else line[: limit - 1].rstrip() + "…"
+
+
+def format_instant(value: datetime, tz: str) -> str:
+    """A date and time in the zone ``tz``, the zone named: ``Friday 4 December 2026, 14:00 UTC``
+    or ``Friday 4 December 2026, 15:00 CET (UTC+01:00)``."""
+    local = value.astimezone(ZoneInfo(tz))
+    text = f"{local:%A} {local.day} {local:%B %Y, %H:%M} {local.tzname()}"
+    offset = local.utcoffset()
+    if local.tzname() in {"UTC", "GMT"} and not offset:
+        return text
+    minutes = int(offset.total_seconds() // 60) if offset else 0
+    sign = "+" if minutes >= 0 else "-"
+    return f"{text} (UTC{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d})"
+
+
+def format_date(value: datetime, tz: str) -> str:
+    """Only the calendar date in ``tz``, e.g. ``4 December 2026``."""
+    local = value.astimezone(ZoneInfo(tz))
+    return f"{local.day} {local:%B %Y}"
+
+
+def _join_names(values: Any, conjunction: str = "and") -> str:
+    items = [str(v) for v in values]
+    if len(items) <= 2:
+        return f" {conjunction} ".join(items)
+    return ", ".join(items[:-1]) + f", {conjunction} " + items[-1]
+
+
+class Renderer:
+    """Renders ``<name>.subject.j2``, ``<name>.txt.j2`` and ``<name>.html.j2`` of a folder."""
+
+    def __init__(self, template_dir: Path) -> None:
+        self.template_dir = template_dir
+        self.env = Environment(
+            loader=FileSystemLoader(str(template_dir)),
+            autoescape=select_autoescape(
+                enabled_extensions=("html.j2",), default_for_string=False, default=False
+            ),
+            undefined=StrictUndefined,
+            trim_blocks=True,
+            lstrip_blocks=True,
+            keep_trailing_newline=True,
+            auto_reload=False,
+        )
+        self.env.filters["when"] = format_instant
+        self.env.filters["date"] = format_date
+        self.env.filters["join_names"] = _join_names
+        self.catalog = self._load_catalog()
+        self.env.globals["catalog"] = self.catalog
+
+    def _load_catalog(self) -> dict[str, Any]:
+        path = self.template_dir / "catalog.toml"
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+
+    def render(self, template: EmailTemplate | str, context: Mapping[str, Any]) -> RenderedEmail:
+        """All three parts of ``template``; a missing variable raises :class:`RenderError`."""
+        name = str(template)
+        try:
+            subject = self.env.get_template(f"{name}.subject.j2").render(context)
+            text = self.env.get_template(f"{name}.txt.j2").render(context)
+            html = self.env.get_template(f"{name}.html.j2").render(context)
+        except TemplateError as exc:
+            raise RenderError(f"template {name!r}: {exc}") from exc
+        return RenderedEmail(subject=header_safe(subject, limit=200), text=text, html=html)
+
+
+def leftover_syntax(text: str) -> list[str]:
+    """Template delimiters left in rendered output (an unrendered or mis-quoted template)."""
+    return _LEFTOVER_SYNTAX.findall(text)
+
+
+@lru_cache(maxsize=8)
+def get_renderer(template_dir: Path | None = None) -> Renderer:
+    """The process-wide renderer of ``template_dir`` (default: :func:`default_template_dir`)."""
+    return Renderer(template_dir or default_template_dir())
