@@ -73,3 +73,77 @@ class CaseRead(BaseModel):
     app_ids: list[str]
     developer_ids: list[str]
     evidence: dict[str, Any]
+
+
+class ChangeRequestRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    changes: list[str]
+    requested_at: datetime
+    notified_at: datetime | None
+    due_at: datetime | None
+    response: str | None
+    response_text: str | None
+    responded_at: datetime | None
+
+
+class ActionRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    kind: str
+    target_type: str
+    target_id: str
+    status: str
+    prior_status: str | None
+    applied_at: datetime | None
+    reversed_at: datetime | None
+
+
+class EnforcementRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    reason: str
+    urgent: bool
+    requires_approval: bool
+    approved_by: str | None
+    executed_at: datetime | None
+    notice_sent_at: datetime | None
+    reversed_at: datetime | None
+    actions: list[ActionRead]
+
+
+class AppealRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    statement: str
+    submitted_by: str
+    submitted_at: datetime
+    status: str
+    decision_reason: str | None
+    reviewer: str | None
+    decided_at: datetime | None
+
+
+class CaseDetail(CaseRead):
+    """A case with everything that happened to it, for ``caseward cases show``."""
+
+    events: list[EventRead]
+    change_requests: list[ChangeRequestRead]
+    enforcement: EnforcementRead | None
+    appeal: AppealRead | None
+
+
+class AppRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    developer_id: str
+    name: str
+    description: str
+    website: str
+    callback_urls: str
+    status: str
+    requests_7d: int
+    developer_status: str
+    cases: list[CaseRead]

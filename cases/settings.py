@@ -102,6 +102,60 @@ class DetectionSettings(BaseModel):
         ],
         description="Hosting domains whose subdomains are distinct services.",
     )
+    path_scoped_hosts: list[str] = Field(
+        default_factory=lambda: [
+            "github.com", "gitlab.com", "bitbucket.org", "twitter.com", "x.com",
+            "facebook.com", "instagram.com", "linkedin.com", "medium.com", "youtube.com",
+            "t.me", "sites.google.com", "play.google.com", "apps.apple.com",
+        ],
+        description="Hosts of profiles and stores: the path (not the host) names the service.",
+    )
+    duplicate_description_similarity: float = Field(
+        0.9, ge=0, le=1, description="Description similarity that makes two apps duplicates."
+    )
+    duplicate_min_description_chars: int = Field(
+        25, ge=0, description="Shorter descriptions say too little to compare."
+    )
+    duplicate_generic_name_words: list[str] = Field(
+        default_factory=lambda: [
+            "test", "testing", "app", "apps", "application", "my", "bot", "demo", "sample",
+            "example", "api", "client", "new", "first", "hello", "world", "project", "tool",
+            "the", "a", "of", "for", "and", "v1", "v2", "1", "2", "3", "personal", "dev",
+            "development", "staging", "stage", "prod", "production", "twitter", "tweet",
+        ],
+        description="Words that say nothing about a service: names made only of these are "
+        "generic and never make apps duplicates.",
+    )
+    duplicate_env_labels: dict[str, list[str]] = Field(
+        default_factory=lambda: {
+            "dev": ["dev", "development"],
+            "staging": ["staging", "stage"],
+            "prod": ["prod", "production"],
+        },
+        description="The dev/staging/prod exception: each label and the words that spell it.",
+    )
+    duplicate_exception_max_apps: int = Field(
+        3, ge=1, description="At most this many labelled dev/staging/prod apps are allowed."
+    )
+    duplicate_pairwise_max_party_apps: int = Field(
+        200, ge=2, description="Parties up to this size compare all their apps; larger ones "
+        "compare only apps sharing a blocking key (name, host, description start).",
+    )
+    circumvention_min_handoffs: int = Field(
+        2, ge=1, description="Hand-offs of rate-limited traffic between apps for a finding."
+    )
+    high_severity_factor: float = Field(
+        5.0, gt=1, description="A score this many times its policy's threshold is high severity."
+    )
+    evidence_max_items: int = Field(
+        24, ge=1, description="Longest list (hours, apps, accounts) kept in one evidence field."
+    )
+    import_max_problems: int = Field(
+        200, ge=1, description="Problems listed when a snapshot is rejected (all are counted)."
+    )
+    duckdb_memory_limit: str = Field(
+        "2GB", description="DuckDB buffer pool while reading and analysing a snapshot."
+    )
 
 
 class EmailSettings(BaseModel):
@@ -215,4 +269,8 @@ def get_settings() -> Settings:
 
 def masked(settings: Settings) -> dict[str, Any]:
     """The effective configuration as plain data, secrets masked."""
-    return settings.model_dump(mode="json")
+    from sqlalchemy.engine import make_url
+
+    data = settings.model_dump(mode="json")
+    data["database_url"] = make_url(settings.database_url).render_as_string(hide_password=True)
+    return data

@@ -1,0 +1,63 @@
+"""``caseward appeal ...``: the developer's appeal and the lead's decision."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from cases import appeals, service
+from cases.cli.case_cmds import CaseId, Json, Reason, resume_waiting_flow
+from cases.cli.common import STATE, emit, unit_of_work
+from cases.errors import InvalidInput
+from cases.platform import get_adapter
+from cases.settings import get_settings
+
+appeal_app = typer.Typer(help="Appeals of enforcement decisions.", no_args_is_help=True)
+
+
+@appeal_app.command("submit")
+def submit(
+    case_id: CaseId,
+    statement: Annotated[str, typer.Option("--statement", help="The developer's appeal.")],
+    as_json: Json = False,
+) -> None:
+    """Record a developer's appeal of the case's enforcement (one, within the window)."""
+    with unit_of_work() as session:
+        case = appeals.submit_appeal(
+            session, case_id=case_id, actor=STATE.who(), statement=statement, now=STATE.now()
+        )
+        read = service.to_read(case)
+    emit(read, as_json, lambda: f"case {read.id}: {read.status}")
+
+
+@appeal_app.command("decide")
+def decide(
+    case_id: CaseId,
+    reason: Reason,
+    uphold: Annotated[bool, typer.Option("--uphold", help="Keep the enforcement.")] = False,
+    overturn: Annotated[
+        bool, typer.Option("--overturn", help="Reverse it and restore access.")
+    ] = False,
+    as_json: Json = False,
+) -> None:
+    """Decide an appeal: a lead other than the enforcement's approver."""
+    if uphold == overturn:
+        raise InvalidInput("give exactly one of --uphold or --overturn")
+    with unit_of_work() as session:
+        case = appeals.decide_appeal(
+            session,
+            case_id=case_id,
+            reviewer=STATE.who(),
+            overturn=overturn,
+            reason=reason,
+            adapter=get_adapter(session, get_settings()),
+            now=STATE.now(),
+        )
+        read = service.to_read(case)
+    emit(read, as_json, lambda: f"case {read.id}: {read.status} ({read.outcome})")
+    resume_waiting_flow(case_id, "review-appeal", "overturn" if overturn else "uphold", reason)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(appeal_app, name="appeal")

@@ -1,0 +1,328 @@
+"""``caseward cases ...``: open, inspect and decide cases."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Annotated, Any
+
+import typer
+from rich.console import Group
+from rich.text import Text
+
+from cases import enforcement, lifecycle, queries, service
+from cases.cli.common import STATE, emit, fmt_time, out, table, unit_of_work
+from cases.enums import Policy, Severity
+from cases.models import Case
+from cases.schemas import CaseCreate, CaseDetail, CaseRead
+from cases.states import CaseStatus
+
+cases_app = typer.Typer(help="Open, inspect and decide enforcement cases.", no_args_is_help=True)
+
+CaseId = Annotated[int, typer.Argument(help="The case id.", show_default=False)]
+Reason = Annotated[
+    str, typer.Option("--reason", help="Why; the developer reads it.", show_default=False)
+]
+Json = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+
+
+def case_table(rows: list[CaseRead]) -> Any:
+    return table(
+        f"{len(rows)} case(s)",
+        ["id", "policy", "severity", "status", "apps", "developers", "deadline"],
+        [
+            [
+                c.id,
+                c.policy,
+                c.severity,
+                c.status,
+                " ".join(c.app_ids),
+                " ".join(c.developer_ids),
+                fmt_time(c.deadline),
+            ]
+            for c in rows
+        ],
+    )
+
+
+def _detail_view(detail: CaseDetail) -> Any:
+    head = Text.assemble(
+        (f"Case {detail.id}", "bold"),
+        f"  {detail.policy}  severity {detail.severity}  ",
+        (detail.status, "bold cyan"),
+        f"\napps: {' '.join(detail.app_ids)}   developers: {' '.join(detail.developer_ids)}",
+        f"\ndeadline: {fmt_time(detail.deadline)}   reason: {detail.reason}",
+    )
+    parts: list[Any] = [head]
+    if detail.evidence:
+        parts.append(table("evidence", ["key", "value"], sorted(detail.evidence.items())))
+    if detail.enforcement:
+        parts.append(
+            table(
+                "enforcement actions",
+                ["action", "target", "status", "applied", "reversed"],
+                [
+                    [
+                        a.kind,
+                        f"{a.target_type} {a.target_id}",
+                        a.status,
+                        fmt_time(a.applied_at),
+                        fmt_time(a.reversed_at),
+                    ]
+                    for a in detail.enforcement.actions
+                ],
+            )
+        )
+    parts.append(
+        table(
+            "timeline",
+            ["#", "when", "who", "what", "status", "reason"],
+            [
+                [
+                    e.id,
+                    fmt_time(e.at),
+                    e.actor,
+                    e.kind,
+                    f"{e.from_status or ''} → {e.to_status}",
+                    e.reason,
+                ]
+                for e in detail.events
+            ],
+        )
+    )
+    return Group(*parts)
+
+
+def _done(case: Case, as_json: bool) -> None:
+    read = service.to_read(case)
+    emit(read, as_json, lambda: f"case {read.id}: {read.status}")
+
+
+@cases_app.command("open")
+def open_(
+    policy: Annotated[Policy, typer.Option("--policy", help="The policy broken.")],
+    app_ids: Annotated[list[str], typer.Option("--app", help="An app id (repeat for more).")],
+    developer_ids: Annotated[
+        list[str], typer.Option("--developer", help="A developer id (repeat for more).")
+    ],
+    reason: Reason,
+    severity: Annotated[Severity, typer.Option("--severity")] = Severity.MEDIUM,
+    evidence: Annotated[
+        list[str] | None,
+        typer.Option("--evidence", help="An observation to record as evidence (repeatable)."),
+    ] = None,
+    as_json: Json = False,
+) -> None:
+    """Open a case by hand, e.g. from a report the support team received."""
+    now, actor = STATE.now(), STATE.who()
+    with unit_of_work() as session:
+        case = service.open_case(
+            session,
+            case_in=CaseCreate(
+                policy=policy,
+                app_ids=app_ids,
+                developer_ids=developer_ids,
+                reason=reason,
+                severity=severity,
+            ),
+            actor=actor,
+            now=now,
+        )
+        for note in evidence or []:
+            service.add_evidence(session, case_id=case.id, note=note, actor=actor, now=now)
+        _done(case, as_json)
+
+
+@cases_app.command("list")
+def list_(
+    status: Annotated[CaseStatus | None, typer.Option("--status")] = None,
+    policy: Annotated[Policy | None, typer.Option("--policy")] = None,
+    limit: Annotated[int | None, typer.Option("--limit", min=1)] = None,
+    as_json: Json = False,
+) -> None:
+    """List cases, oldest first."""
+    with unit_of_work() as session:
+        rows = [
+            service.to_read(c)
+            for c in service.list_cases(
+                session, status=status, policy=policy.value if policy else None, limit=limit
+            )
+        ]
+    emit(rows, as_json, lambda: case_table(rows))
+
+
+@cases_app.command("show")
+def show(case_id: CaseId, as_json: Json = False) -> None:
+    """A case, its evidence, actions and whole timeline (oldest first)."""
+    with unit_of_work() as session:
+        detail = queries.case_detail(session, case_id=case_id)
+    emit(detail, as_json, lambda: _detail_view(detail))
+
+
+LeadDecision = Callable[..., Case]
+
+DECISIONS: dict[str, tuple[LeadDecision, str]] = {
+    "confirm": (
+        lifecycle.confirm,
+        "Confirm a case after triage; outreach goes at the next advance.",
+    ),
+    "dismiss": (lifecycle.dismiss, "Dismiss a case: no violation, the developer is not contacted."),
+    "resolve": (lifecycle.resolve, "Resolve a case: the developer complied (lead verified)."),
+    "reject-compliance": (
+        lifecycle.reject_compliance,
+        "The reported changes are not enough: back to the request.",
+    ),
+    "unblock-delivery": (
+        lifecycle.unblock_delivery,
+        "A failed notice was dealt with; escalation may go on.",
+    ),
+}
+
+
+def _decision_command(operation: LeadDecision, doc: str) -> Callable[..., None]:
+    def command(case_id: CaseId, reason: Reason, as_json: Json = False) -> None:
+        with unit_of_work() as session:
+            case = operation(
+                session, case_id=case_id, actor=STATE.who(), reason=reason, now=STATE.now()
+            )
+            _done(case, as_json)
+
+    command.__doc__ = doc
+    return command
+
+
+for _name, (_operation, _doc) in DECISIONS.items():
+    cases_app.command(_name)(_decision_command(_operation, _doc))
+
+
+@cases_app.command("extend")
+def extend(
+    case_id: CaseId,
+    reason: Reason,
+    days: Annotated[int | None, typer.Option("--days", min=1, help="Default: configured.")] = None,
+    as_json: Json = False,
+) -> None:
+    """Grant the case's one extension of its change deadline."""
+    with unit_of_work() as session:
+        case = lifecycle.extend(
+            session, case_id=case_id, actor=STATE.who(), reason=reason, now=STATE.now(), days=days
+        )
+        _done(case, as_json)
+
+
+@cases_app.command("request-changes")
+def request_changes(
+    case_id: CaseId,
+    reason: Reason,
+    changes: Annotated[
+        list[str] | None,
+        typer.Option("--change", help="A required change (repeatable); default: the policy's."),
+    ] = None,
+    as_json: Json = False,
+) -> None:
+    """Ask for specific feature changes now, without waiting for the response window."""
+    with unit_of_work() as session:
+        case = service.get_or_raise(session, case_id=case_id, lock=True)
+        lifecycle.request_changes(
+            session, case=case, actor=STATE.who(), reason=reason, now=STATE.now(), changes=changes
+        )
+        _done(case, as_json)
+
+
+def _developer_answer(operation: Callable[..., Case], doc: str) -> Callable[..., None]:
+    def command(
+        case_id: CaseId,
+        statement: Annotated[str, typer.Option("--statement", help="The developer's words.")],
+        as_json: Json = False,
+    ) -> None:
+        with unit_of_work() as session:
+            case = operation(
+                session, case_id=case_id, actor=STATE.who(), statement=statement, now=STATE.now()
+            )
+            _done(case, as_json)
+
+    command.__doc__ = doc
+    return command
+
+
+cases_app.command("acknowledge")(
+    _developer_answer(lifecycle.acknowledge, "Record that the developer acknowledged the request.")
+)
+cases_app.command("report-compliance")(
+    _developer_answer(
+        lifecycle.report_compliance, "Record that the developer reports the changes are made."
+    )
+)
+
+
+@cases_app.command("add-evidence")
+def add_evidence(
+    case_id: CaseId,
+    note: Annotated[str, typer.Option("--note", help="What was observed.")],
+    as_json: Json = False,
+) -> None:
+    """Record an observation as evidence (enforcement needs recorded evidence)."""
+    with unit_of_work() as session:
+        case = service.add_evidence(
+            session, case_id=case_id, note=note, actor=STATE.who(), now=STATE.now()
+        )
+        _done(case, as_json)
+
+
+@cases_app.command("approve-enforcement")
+def approve_enforcement(
+    case_id: CaseId,
+    reason: Reason,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Show what it would cut off; change nothing.")
+    ] = False,
+    as_json: Json = False,
+) -> None:
+    """Approve enforcement: a due one that needs a lead, or an urgent one before its deadline."""
+    with unit_of_work() as session:
+        if dry_run:
+            case = service.get_or_raise(session, case_id=case_id)
+            impact = enforcement.preview(session, case=case)
+            emit(impact, as_json, lambda: _impact_view(impact))
+            return
+        case = lifecycle.approve_enforcement(
+            session, case_id=case_id, actor=STATE.who(), reason=reason, now=STATE.now()
+        )
+        _done(case, as_json)
+    resume_waiting_flow(case_id, "approve-enforcement", "approve", reason)
+
+
+def _impact_view(impact: enforcement.ImpactPreview) -> Any:
+    lines = [f"  {a['kind']} {a['target_type']} {a['target_id']}" for a in impact.actions]
+    return "\n".join(
+        [
+            f"case {impact.case_id}: enforcement would apply",
+            *lines,
+            f"apps cut off: {', '.join(impact.app_ids) or 'none'}",
+            f"accounts suspended: {', '.join(impact.account_ids) or 'none'}",
+            f"requests in the last 7 days on those apps: {impact.requests_7d:,}",
+            "needs a lead's approval" if impact.requires_approval else "no approval needed",
+        ]
+    )
+
+
+def resume_waiting_flow(case_id: int, kind: str, decision: str, reason: str) -> None:
+    """Wake a Prefect run waiting for this decision, if a Prefect server is configured.
+
+    The decision is already recorded; a run that is not resumed sees it when it wakes.
+    """
+    if not os.environ.get("PREFECT_API_URL"):
+        return
+    try:
+        from flows.hitl import resume_waiting
+    except ImportError:
+        return
+    try:
+        if resume_waiting(case_id, kind, decision, reason, STATE.who()):  # type: ignore[arg-type]
+            out.print(f"resumed the waiting {kind} flow run of case {case_id}")
+    except Exception as exc:  # the decision is recorded; the flow will see it when it wakes
+        out.print(f"note: could not resume a waiting {kind} run ({type(exc).__name__})")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(cases_app, name="cases")

@@ -1,0 +1,30 @@
+"""Alembic environment: migrates the database of the engine handed in by cases.migrate."""
+
+from __future__ import annotations
+
+from alembic import context
+
+import cases.models  # noqa: F401  (registers every table)
+from cases.db import Base, get_engine
+
+config = context.config
+connection = config.attributes.get("connection")
+
+
+def _run(conn: object) -> None:
+    context.configure(
+        connection=conn,  # type: ignore[arg-type]
+        target_metadata=Base.metadata,
+        render_as_batch=True,  # SQLite alters tables by copying them
+        compare_type=True,
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+if connection is not None:
+    _run(connection)
+else:
+    with get_engine(config.get_main_option("sqlalchemy.url")).connect() as conn:
+        _run(conn)
+        conn.commit()

@@ -1,0 +1,54 @@
+"""Read models: a case with its whole history, an app with its cases."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from cases import enforcement, service
+from cases.errors import NotFound
+from cases.models import App, Appeal, ChangeRequest, Developer
+from cases.schemas import (
+    AppealRead,
+    AppRead,
+    CaseDetail,
+    ChangeRequestRead,
+    EnforcementRead,
+    EventRead,
+)
+
+
+def case_detail(session: Session, *, case_id: int) -> CaseDetail:
+    case = service.get_or_raise(session, case_id=case_id)
+    requests = session.scalars(
+        select(ChangeRequest).where(ChangeRequest.case_id == case_id).order_by(ChangeRequest.id)
+    )
+    decision = enforcement.get_for_case(session, case_id=case_id)
+    appeal = session.scalars(select(Appeal).where(Appeal.case_id == case_id)).one_or_none()
+    return CaseDetail(
+        **service.to_read(case).model_dump(),
+        events=[EventRead.model_validate(e) for e in service.events(session, case_id=case_id)],
+        change_requests=[ChangeRequestRead.model_validate(r) for r in requests],
+        enforcement=EnforcementRead.model_validate(decision) if decision else None,
+        appeal=AppealRead.model_validate(appeal) if appeal else None,
+    )
+
+
+def app_detail(session: Session, *, app_id: str) -> AppRead:
+    app = session.get(App, app_id)
+    if app is None:
+        raise NotFound(f"no app with id {app_id}")
+    owner = session.get(Developer, app.developer_id)
+    assert owner is not None
+    return AppRead(
+        id=app.id,
+        developer_id=app.developer_id,
+        name=app.name,
+        description=app.description,
+        website=app.website,
+        callback_urls=app.callback_urls,
+        status=app.status.value,
+        requests_7d=app.requests_7d,
+        developer_status=owner.status.value,
+        cases=[service.to_read(c) for c in service.list_cases(session, app_id=app_id)],
+    )
