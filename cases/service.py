@@ -22,7 +22,7 @@ from cases.schemas import CaseCreate, CaseRead
 from cases.states import CaseStatus, Op, check_event, check_transition
 
 
-def _case_query(*, lock: bool = False) -> Select[tuple[Case]]:
+def _case_query(*, lock: bool = False) -> Select[Case]:
     query = select(Case).options(selectinload(Case.apps), selectinload(Case.developers))
     return query.with_for_update(of=Case) if lock else query
 

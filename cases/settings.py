@@ -234,10 +234,10 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("SENDGRID_API_KEY", "CASEWARD_SENDGRID_API_KEY"),
         description="SendGrid API key (SENDGRID_API_KEY).",
     )
-    deadlines: DeadlineSettings = Field(default_factory=DeadlineSettings)  # type: ignore[arg-type]
-    detection: DetectionSettings = Field(default_factory=DetectionSettings)  # type: ignore[arg-type]
-    email: EmailSettings = Field(default_factory=EmailSettings)  # type: ignore[arg-type]
-    platform: PlatformSettings = Field(default_factory=PlatformSettings)  # type: ignore[arg-type]
+    deadlines: DeadlineSettings = Field(default_factory=DeadlineSettings)
+    detection: DetectionSettings = Field(default_factory=DetectionSettings)
+    email: EmailSettings = Field(default_factory=EmailSettings)
+    platform: PlatformSettings = Field(default_factory=PlatformSettings)
 
     @field_validator("now", mode="before")
     @classmethod

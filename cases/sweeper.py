@@ -112,9 +112,7 @@ class StepReport:
 
 
 def _due_ids(session: Session, step: Step, now: datetime, after: int, limit: int) -> list[int]:
-    query = (
-        select(Case.id).where(step.due(now), Case.id > after).order_by(Case.id).limit(limit)
-    )
+    query = select(Case.id).where(step.due(now), Case.id > after).order_by(Case.id).limit(limit)
     if session.get_bind().dialect.name == "postgresql":
         query = query.with_for_update(skip_locked=True, of=Case)
     return list(session.scalars(query))
@@ -163,6 +161,5 @@ def advance(
 ) -> list[StepReport]:
     """Every step due at ``now``, in lifecycle order."""
     return [
-        run_step(engine, step, now=now, batch_size=batch_size, on_batch=on_batch)
-        for step in STEPS
+        run_step(engine, step, now=now, batch_size=batch_size, on_batch=on_batch) for step in STEPS
     ]

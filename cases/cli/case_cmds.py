@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import typer
 from rich.console import Group
@@ -306,7 +306,12 @@ def _impact_view(impact: enforcement.ImpactPreview) -> Any:
     )
 
 
-def resume_waiting_flow(case_id: int, kind: str, decision: str, reason: str) -> None:
+def resume_waiting_flow(
+    case_id: int,
+    kind: Literal["approve-enforcement", "review-appeal"],
+    decision: str,
+    reason: str,
+) -> None:
     """Wake a Prefect run waiting for this decision, if a Prefect server is configured.
 
     The decision is already recorded; a run that is not resumed sees it when it wakes.
@@ -318,7 +323,7 @@ def resume_waiting_flow(case_id: int, kind: str, decision: str, reason: str) -> 
     except ImportError:
         return
     try:
-        if resume_waiting(case_id, kind, decision, reason, STATE.who()):  # type: ignore[arg-type]
+        if resume_waiting(case_id, kind, decision, reason, STATE.who()):
             out.print(f"resumed the waiting {kind} flow run of case {case_id}")
     except Exception as exc:  # the decision is recorded; the flow will see it when it wakes
         out.print(f"note: could not resume a waiting {kind} run ({type(exc).__name__})")

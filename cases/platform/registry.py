@@ -17,8 +17,11 @@ class RegistryAdapter:
         self.session = session
 
     def _target(self, action: ActionSpec) -> App | Developer:
-        model: type[App] | type[Developer] = App if action.target_type == "app" else Developer
-        target = self.session.get(model, action.target_id)
+        target: App | Developer | None = (
+            self.session.get(App, action.target_id)
+            if action.target_type == "app"
+            else self.session.get(Developer, action.target_id)
+        )
         if target is None:
             raise NotFound(f"no {action.target_type} with id {action.target_id}")
         return target
