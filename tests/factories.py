@@ -89,3 +89,190 @@ def deliver_pending(engine: Engine, *, now: datetime) -> int:
 
 def days(n: float) -> timedelta:
     return timedelta(days=n)
+
+
+# --- helpers of the case-core suite (states, guards, properties, CLI, concurrency) --------
+
+# When each step of ``case_in`` happens: the change request is sent after the 14-day
+# response window, its 30-day deadline ends on day 45, enforcement happens on day 46.
+TIMES = {
+    "outreach": T0,
+    "request": T0 + timedelta(days=15),
+    "deadline": T0 + timedelta(days=45),
+    "report": T0 + timedelta(days=20),
+    "enforce": T0 + timedelta(days=46),
+    "appeal": T0 + timedelta(days=50),
+    "decide": T0 + timedelta(days=52),
+}
+
+
+def deliver_case(engine: Engine, case_id: int, *, now: datetime) -> int:
+    """Like :func:`deliver_pending`, for one case's pending e-mails only."""
+    with session_scope(engine) as session:
+        pending = list(
+            session.scalars(
+                select(OutboxMessage)
+                .where(OutboxMessage.status == OutboxStatus.PENDING)
+                .where(OutboxMessage.case_id == case_id)
+                .order_by(OutboxMessage.id)
+            )
+        )
+        for message in pending:
+            message.status = OutboxStatus.SENT
+            message.sent_at = now
+            session.flush()
+            lifecycle.notice_delivered(
+                session, case_id=case_id, event_id=message.event_id, sent_at=now, now=now
+            )
+        return len(pending)
+
+
+def case_in(
+    engine: Engine,
+    status: str,
+    *,
+    severity: Severity = Severity.MEDIUM,
+    evidence: dict[str, object] | None = None,
+    apps: int = 1,
+    policy: Policy = Policy.SPAM,
+) -> int:
+    """A case driven through the real services to ``status``; returns its id.
+
+    Path: opened → confirmed → outreach_sent (delivered) → changes_requested (delivered,
+    deadline day 45) → compliance_reported → resolved; or → enforcement_due (day 46) →
+    enforced (delivered) → appealed → closed (upheld by lead-bob).
+    """
+    from cases import appeals
+    from cases.platform.registry import RegistryAdapter
+    from cases.states import CaseStatus as S
+
+    order = [
+        S.OPENED, S.CONFIRMED, S.OUTREACH_SENT, S.CHANGES_REQUESTED, S.ENFORCEMENT_DUE,
+        S.ENFORCED, S.APPEALED, S.CLOSED,
+    ]  # fmt: skip
+    target = S(status)
+    with session_scope(engine) as session:
+        case_id = open_case(
+            session, severity=severity, evidence=evidence, apps=apps, policy=policy
+        ).id
+        if target is S.DISMISSED:
+            lifecycle.dismiss(session, case_id=case_id, actor="lead-ann", reason="no", now=T0)
+            return case_id
+    if target is S.OPENED:
+        return case_id
+    with session_scope(engine) as session:
+        lifecycle.confirm(session, case_id=case_id, actor="lead-ann", reason="seen", now=T0)
+    if target is S.CONFIRMED:
+        return case_id
+    with session_scope(engine) as session:
+        case = service.get_or_raise(session, case_id=case_id, lock=True)
+        lifecycle.send_outreach(session, case=case, now=TIMES["outreach"])
+    deliver_case(engine, case_id, now=TIMES["outreach"])
+    if target is S.OUTREACH_SENT:
+        return case_id
+    with session_scope(engine) as session:
+        case = service.get_or_raise(session, case_id=case_id, lock=True)
+        lifecycle.request_changes(
+            session, case=case, actor=lifecycle.SYSTEM, reason="no answer", now=TIMES["request"]
+        )
+    deliver_case(engine, case_id, now=TIMES["request"])
+    if target is S.CHANGES_REQUESTED:
+        return case_id
+    if target in (S.COMPLIANCE_REPORTED, S.RESOLVED):
+        with session_scope(engine) as session:
+            lifecycle.report_compliance(
+                session, case_id=case_id, actor="dev", statement="done", now=TIMES["report"]
+            )
+        if target is S.RESOLVED:
+            with session_scope(engine) as session:
+                lifecycle.resolve(
+                    session, case_id=case_id, actor="lead-ann", reason="ok", now=TIMES["report"]
+                )
+        return case_id
+    with session_scope(engine) as session:
+        case = service.get_or_raise(session, case_id=case_id, lock=True)
+        lifecycle.escalate(session, case=case, now=TIMES["enforce"])
+    if order.index(target) <= order.index(S.ENFORCEMENT_DUE):
+        return case_id
+    with session_scope(engine) as session:
+        case = service.get_or_raise(session, case_id=case_id, lock=True)
+        decision = lifecycle.enforcement_or_raise(session, case)
+        if decision.requires_approval:
+            lifecycle.approve_enforcement(
+                session, case_id=case_id, actor="lead-ann", reason="ok", now=TIMES["enforce"]
+            )
+        lifecycle.enforce(
+            session, case=case, adapter=RegistryAdapter(session), now=TIMES["enforce"]
+        )
+    deliver_case(engine, case_id, now=TIMES["enforce"])
+    if target is S.ENFORCED:
+        return case_id
+    with session_scope(engine) as session:
+        appeals.submit_appeal(
+            session, case_id=case_id, actor="dev", statement="please", now=TIMES["appeal"]
+        )
+    if target is S.APPEALED:
+        return case_id
+    with session_scope(engine) as session:
+        appeals.decide_appeal(
+            session,
+            case_id=case_id,
+            reviewer="lead-bob",
+            overturn=False,
+            reason="stands",
+            adapter=RegistryAdapter(session),
+            now=TIMES["decide"],
+        )
+    return case_id
+
+
+def db_state(engine: Engine, case_id: int) -> dict[str, object]:
+    """Everything a case operation may write, for before/after comparisons."""
+    from cases import history
+    from cases.models import Appeal, CaseEvent, ChangeRequest, Enforcement, PlatformAction
+
+    with session_scope(engine) as session:
+        case = service.get_or_raise(session, case_id=case_id)
+
+        def rows(query: object) -> list[tuple[object, ...]]:
+            return [tuple(r) for r in session.execute(query)]  # type: ignore[call-overload]
+
+        return {
+            "snapshot": history.Snapshot.of(case),
+            "version": case.version,
+            "apps": [(a.id, a.status) for a in case.apps],
+            "developers": [(d.id, d.status) for d in case.developers],
+            "events": rows(
+                select(CaseEvent.id, CaseEvent.kind)
+                .where(CaseEvent.case_id == case_id)
+                .order_by(CaseEvent.id)
+            ),
+            "outbox": rows(
+                select(OutboxMessage.id, OutboxMessage.status)
+                .where(OutboxMessage.case_id == case_id)
+                .order_by(OutboxMessage.id)
+            ),
+            "change_requests": rows(
+                select(
+                    ChangeRequest.id,
+                    ChangeRequest.response,
+                    ChangeRequest.due_at,
+                    ChangeRequest.notified_at,
+                )
+                .where(ChangeRequest.case_id == case_id)
+                .order_by(ChangeRequest.id)
+            ),
+            "enforcement": rows(
+                select(Enforcement.id, Enforcement.approved_by, Enforcement.executed_at)
+                .where(Enforcement.case_id == case_id)
+            ),
+            "actions": rows(
+                select(PlatformAction.id, PlatformAction.status)
+                .join(Enforcement)
+                .where(Enforcement.case_id == case_id)
+                .order_by(PlatformAction.id)
+            ),
+            "appeals": rows(
+                select(Appeal.id, Appeal.status).where(Appeal.case_id == case_id)
+            ),
+        }
