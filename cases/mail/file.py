@@ -1,0 +1,41 @@
+"""The default backend: each e-mail becomes an RFC 5322 ``.eml`` file in the mail folder."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from datetime import datetime
+from pathlib import Path
+
+from cases.mail.base import PermanentDeliveryError, SendResult, TransientDeliveryError
+from cases.mail.message import InvalidAddress, OutgoingEmail, build_mime
+
+
+class FileSender:
+    """Writes ``<mail_dir>/case-<case>-<outbox id>-<template>.eml``, openable in any mail
+    client. The name depends only on the row, so writing the same e-mail twice leaves one file.
+    """
+
+    name = "file"
+
+    def __init__(self, mail_dir: Path) -> None:
+        self.mail_dir = Path(mail_dir)
+
+    def path_for(self, email: OutgoingEmail) -> Path:
+        return self.mail_dir / f"case-{email.case_id}-{email.outbox_id:06d}-{email.template}.eml"
+
+    def send(self, email: OutgoingEmail, *, now: datetime) -> SendResult:
+        try:
+            data = build_mime(email, date=now).as_bytes()
+        except (InvalidAddress, ValueError) as exc:
+            raise PermanentDeliveryError(str(exc)) from exc
+        target = self.path_for(email)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-", suffix=".eml")
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+            os.replace(tmp, target)  # atomic: a reader never sees half a message
+        except OSError as exc:
+            raise TransientDeliveryError(f"cannot write {target}: {exc.strerror}") from exc
+        return SendResult(provider_message_id=target.name)

@@ -1,0 +1,183 @@
+"""SendGrid delivery through the official client (``sendgrid`` / ``python_http_client``).
+
+The request carries our stable Message-ID header, the case id, outbox id and idempotency key
+in ``custom_args`` (so webhooks and the SendGrid activity feed map back to the case), one
+category per template, and sandbox mode when configured. The API key never reaches a log:
+the client logs its request headers at DEBUG, so a filter masks the key in its records.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import logging
+import threading
+import urllib.error
+from datetime import datetime
+from typing import Any
+
+from python_http_client.exceptions import HTTPError
+from sendgrid import SendGridAPIClient
+from sendgrid.helpers.mail import (
+    Category,
+    CustomArg,
+    From,
+    Header,
+    HtmlContent,
+    Mail,
+    MailSettings,
+    PlainTextContent,
+    ReplyTo,
+    SandBoxMode,
+    Subject,
+    To,
+)
+
+from cases.mail.base import (
+    PermanentDeliveryError,
+    ProviderConfigError,
+    SendResult,
+    TransientDeliveryError,
+)
+from cases.mail.message import InvalidAddress, OutgoingEmail, checked_address
+from cases.mail.render import header_safe
+from cases.settings import Settings
+
+CLIENT_LOGGER = "python_http_client.client"
+TRANSIENT_STATUSES = frozenset({408, 425, 429})
+
+
+class RedactSecret(logging.Filter):
+    """Masks one secret in every record of the logger it is attached to."""
+
+    def __init__(self, secret: str) -> None:
+        super().__init__()
+        self.secret = secret
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self.secret:
+            message = record.getMessage()
+            if self.secret in message:
+                record.msg, record.args = message.replace(self.secret, "***"), ()
+        return True
+
+
+def _guard_client_logs(api_key: str) -> None:
+    logger = logging.getLogger(CLIENT_LOGGER)
+    if not any(isinstance(f, RedactSecret) and f.secret == api_key for f in logger.filters):
+        logger.addFilter(RedactSecret(api_key))
+
+
+def _error_summary(body: Any) -> str:
+    """SendGrid's error messages, short; never the request (which holds the whole e-mail)."""
+    try:
+        data = json.loads(body.decode() if isinstance(body, bytes) else str(body))
+        messages = [str(e.get("message", "")) for e in data.get("errors", [])]
+        text = "; ".join(m for m in messages if m)
+    except (ValueError, AttributeError, TypeError):
+        text = ""
+    return header_safe(text, limit=300) or "no details"
+
+
+def _retry_after(headers: Any) -> float | None:
+    try:
+        value = headers.get("Retry-After") if headers is not None else None
+        return float(value) if value is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+class SendGridSender:
+    """POSTs ``/v3/mail/send``; one API client per thread (the client is not thread-safe)."""
+
+    name = "sendgrid"
+
+    def __init__(
+        self,
+        *,
+        api_key: str,
+        host: str = "https://api.sendgrid.com",
+        sandbox: bool = False,
+        timeout: float = 10.0,
+    ) -> None:
+        if not api_key:
+            raise ProviderConfigError("SENDGRID_API_KEY is not set")
+        self._api_key = api_key
+        self.host = host.rstrip("/")
+        self.sandbox = sandbox
+        self.timeout = timeout
+        self._local = threading.local()
+        _guard_client_logs(api_key)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> SendGridSender:
+        key = settings.sendgrid_api_key.get_secret_value() if settings.sendgrid_api_key else ""
+        return cls(
+            api_key=key,
+            host=settings.email.sendgrid_host,
+            sandbox=settings.email.sendgrid_sandbox,
+            timeout=settings.email.timeout_seconds,
+        )
+
+    def __repr__(self) -> str:  # never show the key
+        return f"SendGridSender(host={self.host!r}, sandbox={self.sandbox})"
+
+    def _client(self) -> SendGridAPIClient:
+        client: SendGridAPIClient | None = getattr(self._local, "client", None)
+        if client is None:
+            client = SendGridAPIClient(api_key=self._api_key, host=self.host)
+            client.client.timeout = self.timeout  # the library has no timeout by default
+            self._local.client = client
+        return client
+
+    def payload(self, email: OutgoingEmail) -> dict[str, Any]:
+        """The JSON body of the request for ``email``."""
+        mail = Mail(
+            from_email=From(
+                checked_address(email.sender, operator=True), header_safe(email.sender_name)
+            ),
+            to_emails=To(checked_address(email.to_address)),
+            subject=Subject(header_safe(email.subject)),
+            plain_text_content=PlainTextContent(email.text_body),
+            html_content=HtmlContent(email.html_body),
+        )
+        if email.reply_to:
+            mail.reply_to = ReplyTo(checked_address(email.reply_to, operator=True))
+        mail.header = Header("Message-ID", email.message_id)
+        mail.custom_arg = [
+            CustomArg("case_id", str(email.case_id)),
+            CustomArg("outbox_id", str(email.outbox_id)),
+            CustomArg("idempotency_key", email.idempotency_key),
+        ]
+        mail.category = [Category(c) for c in (email.categories or (email.template,))]
+        if self.sandbox:
+            mail.mail_settings = MailSettings(sandbox_mode=SandBoxMode(True))
+        body: dict[str, Any] = mail.get()
+        return body
+
+    def send(self, email: OutgoingEmail, *, now: datetime) -> SendResult:
+        try:
+            body = self.payload(email)
+        except InvalidAddress as exc:
+            raise PermanentDeliveryError(str(exc)) from exc
+        try:
+            response = self._client().send(body)
+        except HTTPError as exc:
+            raise self._classify(exc) from None
+        except TimeoutError as exc:
+            raise TransientDeliveryError(f"SendGrid timed out after {self.timeout}s") from exc
+        except (urllib.error.URLError, http.client.HTTPException, ConnectionError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise TransientDeliveryError(f"SendGrid unreachable: {reason}") from exc
+        headers = response.headers
+        message_id = headers.get("X-Message-Id") if headers is not None else None
+        return SendResult(provider_message_id=message_id)
+
+    def _classify(self, exc: HTTPError) -> Exception:
+        status = int(getattr(exc, "status_code", 0) or 0)
+        detail = f"SendGrid {status}: {_error_summary(getattr(exc, 'body', b''))}"
+        if status in (401, 403):
+            return ProviderConfigError(detail)
+        if status in TRANSIENT_STATUSES or status >= 500:
+            return TransientDeliveryError(detail, _retry_after(getattr(exc, "headers", None)))
+        return PermanentDeliveryError(detail)
