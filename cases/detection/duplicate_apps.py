@@ -1,0 +1,316 @@
+"""Duplicate apps: one party running several apps for the same use case.
+
+Policy (shared/seeds, "multiple applications for the same use case"): "Creating multiple
+applications for identical, similar, or substantially overlapping use cases ... is not
+permitted. This applies whether the applications are registered to a single Twitter user
+account, or across multiple accounts." and "As a single exception to these rules, the use of
+a maximum of 3 applications for development, staging, and production instances of the same
+service is permitted. These apps should be registered to a single user account, and should be
+clearly identified (in the name and description) as dev, staging, and prod instances of a
+single service." Operational definition: docs/platform-data.md, ``duplicate_apps``.
+
+Apps are only ever compared inside one party (account plus linked accounts), never across the
+platform: parties up to ``duplicate_pairwise_max_party_apps`` apps compare all their pairs
+(about 3 per developer), larger parties only pairs that share a blocking key (normalised
+name, first name word, description start), and apps sharing a service host are paired by a
+hash join on (party, host). Two apps are linked when they share a service host, or their
+names (environment labels removed) are at least ``duplicate_name_similarity`` alike by
+rapidfuzz's token-sort ratio and neither is generic (``Test App``), or their informative
+descriptions are at least ``duplicate_description_similarity`` alike. Linked apps form
+groups (connected components); a group is exempt only when it is at most 3 apps of one
+account, each labelled dev, staging or prod in both name and description, no label twice.
+
+Score: the strongest link (1.0 for a shared host). Severity: high from 5 apps or 3 accounts,
+low for two apps of one account linked by names or descriptions only, medium otherwise.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+from rapidfuzz import fuzz
+
+from cases.detection.finding import Finding
+from cases.detection.parties import UnionFind
+from cases.detection.snapshot import q
+from cases.enums import Policy, Severity
+from cases.settings import DetectionSettings
+
+BATCH = 200_000
+
+
+def _label_case(settings: DetectionSettings, var: str) -> str:
+    whens = " ".join(
+        f"WHEN {var} IN ({', '.join(q(w) for w in words)}) THEN {q(label)}"
+        for label, words in settings.duplicate_env_labels.items()
+    )
+    return f"CASE {whens} END"
+
+
+def _prepare(con: duckdb.DuckDBPyConnection, settings: DetectionSettings) -> None:
+    label_words = [w for words in settings.duplicate_env_labels.values() for w in words]
+    words = "[" + ", ".join(q(w) for w in label_words) + "]"
+    generic = "[" + ", ".join(q(w.lower()) for w in settings.duplicate_generic_name_words) + "]"
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE dup_apps AS
+        WITH multi AS (
+            SELECT party_id FROM active_apps GROUP BY party_id HAVING count(*) >= 2
+        ),
+        tok AS (
+            SELECT a.*,
+                list_filter(regexp_split_to_array(lower(a.name), '[^a-z0-9]+'),
+                            lambda x: x <> '') AS ntok,
+                list_filter(regexp_split_to_array(lower(a.description), '[^a-z0-9]+'),
+                            lambda x: x <> '') AS dtok
+            FROM active_apps a SEMI JOIN multi USING (party_id)
+        ),
+        core AS (
+            SELECT *,
+                list_filter(ntok, lambda x: NOT list_contains({words}, x)) AS ncore,
+                list_filter(dtok, lambda x: NOT list_contains({words}, x)) AS dcore,
+                list_distinct(list_transform(list_filter(ntok, lambda x: list_contains({words}, x)),
+                    lambda x: {_label_case(settings, "x")})) AS nlabels,
+                list_distinct(list_transform(list_filter(dtok, lambda x: list_contains({words}, x)),
+                    lambda x: {_label_case(settings, "x")})) AS dlabels
+            FROM tok
+        )
+        SELECT app_id, developer_id, party_id, name, description, website, callback_urls,
+            created_at,
+            array_to_string(ncore, ' ') AS name_core,
+            array_to_string(dcore, ' ') AS desc_core,
+            coalesce(ncore[1], '') AS first_word,
+            CASE WHEN len(nlabels) = 1 THEN nlabels[1] END AS name_label,
+            CASE WHEN len(dlabels) = 1 THEN dlabels[1] END AS desc_label,
+            len(list_filter(ncore, lambda x: NOT list_contains({generic}, x))) = 0 AS generic,
+            length(array_to_string(dcore, ' ')) >= {settings.duplicate_min_description_chars}
+              AND len(list_filter(dcore, lambda x: NOT list_contains({generic}, x))) > 0
+              AS informative
+        FROM core
+        """
+    )
+
+
+PAIRS_SQL = """
+CREATE OR REPLACE TEMP TABLE dup_pairs AS
+WITH sizes AS (SELECT party_id, count(*) AS n FROM dup_apps GROUP BY party_id),
+small AS (
+    SELECT a.app_id AS a_id, b.app_id AS b_id
+    FROM dup_apps a JOIN sizes s USING (party_id)
+    JOIN dup_apps b ON b.party_id = a.party_id AND a.app_id < b.app_id
+    WHERE s.n <= $max_party
+),
+keys AS (
+    SELECT app_id, party_id,
+        unnest(['n:' || name_core, 'w:' || first_word, 'd:' || left(desc_core, 24)]) AS k
+    FROM dup_apps JOIN sizes USING (party_id) WHERE n > $max_party
+),
+large AS (
+    SELECT DISTINCT a.app_id AS a_id, b.app_id AS b_id
+    FROM keys a JOIN keys b ON a.party_id = b.party_id AND a.k = b.k AND a.app_id < b.app_id
+    WHERE a.k NOT IN ('n:', 'w:', 'd:')
+),
+party_hosts AS (
+    SELECT h.app_id, h.host, d.party_id FROM app_hosts h JOIN dup_apps d USING (app_id)
+),
+host_pairs AS (
+    SELECT a.app_id AS a_id, b.app_id AS b_id, list(DISTINCT a.host ORDER BY a.host) AS hosts
+    FROM party_hosts a JOIN party_hosts b
+      ON a.party_id = b.party_id AND a.host = b.host AND a.app_id < b.app_id
+    GROUP BY ALL
+),
+pairs AS (SELECT * FROM small UNION SELECT * FROM large UNION SELECT a_id, b_id FROM host_pairs)
+SELECT p.a_id, p.b_id, h.hosts FROM pairs p LEFT JOIN host_pairs h USING (a_id, b_id)
+"""
+
+COMPARE_SQL = """
+SELECT p.a_id, p.b_id, p.hosts, a.name_core, b.name_core, a.generic OR b.generic,
+       a.desc_core, b.desc_core, a.informative AND b.informative
+FROM dup_pairs p JOIN dup_apps a ON a.app_id = p.a_id JOIN dup_apps b ON b.app_id = p.b_id
+WHERE p.hosts IS NOT NULL OR NOT (a.generic OR b.generic) OR (a.informative AND b.informative)
+"""
+
+
+def _links(con: duckdb.DuckDBPyConnection, settings: DetectionSettings) -> list[dict[str, Any]]:
+    """Every linked pair of apps with what links them."""
+    name_min = settings.duplicate_name_similarity
+    desc_min = settings.duplicate_description_similarity
+    links: list[dict[str, Any]] = []
+    reader = con.sql(COMPARE_SQL).to_arrow_reader(BATCH)
+    for batch in reader:
+        columns = [batch.column(i).to_pylist() for i in range(batch.num_columns)]
+        for a_id, b_id, hosts, a_name, b_name, generic, a_desc, b_desc, informative in zip(
+            *columns, strict=True
+        ):
+            name_sim = 0.0 if generic else fuzz.token_sort_ratio(a_name, b_name) / 100
+            desc_sim = fuzz.token_sort_ratio(a_desc, b_desc) / 100 if informative else 0.0
+            if hosts or name_sim >= name_min or desc_sim >= desc_min:
+                link: dict[str, Any] = {"apps": [a_id, b_id]}
+                if hosts:
+                    link["shared_hosts"] = hosts
+                if not generic:
+                    link["name_similarity"] = round(name_sim, 3)
+                if informative:
+                    link["description_similarity"] = round(desc_sim, 3)
+                link["score"] = 1.0 if hosts else max(name_sim, desc_sim)
+                links.append(link)
+    return links
+
+
+def _exempt(apps: list[dict[str, Any]], settings: DetectionSettings) -> bool:
+    """The dev/staging/prod exception, exactly as the contract states it."""
+    if len(apps) > settings.duplicate_exception_max_apps:
+        return False
+    if len({a["developer_id"] for a in apps}) != 1:
+        return False
+    labels = [a["name_label"] for a in apps]
+    if any(label is None for label in labels):
+        return False
+    if any(a["name_label"] != a["desc_label"] for a in apps):
+        return False
+    return len(set(labels)) == len(labels)
+
+
+def detect(con: duckdb.DuckDBPyConnection, settings: DetectionSettings) -> list[Finding]:
+    """One finding per group of linked apps that the exception does not cover."""
+    _prepare(con, settings)
+    con.execute(PAIRS_SQL, {"max_party": settings.duplicate_pairwise_max_party_apps})
+    links = _links(con, settings)
+    sets = UnionFind()
+    for link in links:
+        sets.union(*link["apps"])
+    groups = sets.groups()
+    if not groups:
+        return []
+    member_of = {app: root for root, apps in groups.items() for app in apps}
+    con.register(
+        "dup_members",
+        pa.table({"app_id": list(member_of), "grp": list(member_of.values())}),
+    )
+    cursor = con.execute(
+        "SELECT m.grp, d.* FROM dup_members m JOIN dup_apps d USING (app_id) "
+        "ORDER BY m.grp, d.app_id"
+    )
+    names = [c[0] for c in cursor.description or []]
+    apps_by_group: dict[str, list[dict[str, Any]]] = {}
+    for row in cursor.fetchall():
+        record = dict(zip(names, row, strict=True))
+        apps_by_group.setdefault(str(record.pop("grp")), []).append(record)
+    con.unregister("dup_members")
+    links_by_group: dict[str, list[dict[str, Any]]] = {}
+    for link in links:
+        links_by_group.setdefault(member_of[link["apps"][0]], []).append(link)
+    account_links = _account_links(con, apps_by_group)
+    findings = []
+    for root in sorted(apps_by_group):
+        apps = apps_by_group[root]
+        if _exempt(apps, settings):
+            continue
+        findings.append(_finding(apps, links_by_group[root], account_links.get(root, []), settings))
+    return findings
+
+
+def _account_links(
+    con: duckdb.DuckDBPyConnection, apps_by_group: dict[str, list[dict[str, Any]]]
+) -> dict[str, list[dict[str, Any]]]:
+    """For groups spanning accounts: the shared account links within their party."""
+    party_of = {
+        root: str(apps[0]["party_id"])
+        for root, apps in apps_by_group.items()
+        if len({a["developer_id"] for a in apps}) > 1
+    }
+    if not party_of:
+        return {}
+    con.register("dup_parties", pa.table({"party_id": sorted(set(party_of.values()))}))
+    rows = con.execute(
+        """
+        WITH members AS (
+            SELECT p.party_id, l.developer_id, l.link_type, l.value
+            FROM account_links l JOIN parties p USING (developer_id)
+            SEMI JOIN dup_parties USING (party_id)
+        )
+        SELECT party_id, link_type, value, list(DISTINCT developer_id ORDER BY developer_id)
+        FROM members GROUP BY ALL HAVING count(DISTINCT developer_id) > 1
+        ORDER BY party_id, link_type, value
+        """
+    ).fetchall()
+    con.unregister("dup_parties")
+    by_party: dict[str, list[dict[str, Any]]] = {}
+    for party_id, link_type, value, developers in rows:
+        by_party.setdefault(str(party_id), []).append(
+            {"link_type": link_type, "value": value, "developer_ids": developers}
+        )
+    return {root: by_party.get(party, []) for root, party in party_of.items()}
+
+
+def _finding(
+    apps: list[dict[str, Any]],
+    links: list[dict[str, Any]],
+    account_links: list[dict[str, Any]],
+    settings: DetectionSettings,
+) -> Finding:
+    cap = settings.evidence_max_items
+    developers = sorted({str(a["developer_id"]) for a in apps})
+    score = max(link["score"] for link in links)
+    shared = any("shared_hosts" in link for link in links)
+    if len(apps) >= 5 or len(developers) >= 3:
+        severity = Severity.HIGH
+    elif len(developers) == 1 and len(apps) == 2 and not shared:
+        severity = Severity.LOW
+    else:
+        severity = Severity.MEDIUM
+    links = sorted(links, key=lambda link: (-link["score"], link["apps"]))
+    how = "share a service host" if shared else "have near-identical names or descriptions"
+    accounts = "one account" if len(developers) == 1 else f"{len(developers)} linked accounts"
+    evidence = {
+        "summary": f"{len(apps)} apps of {accounts} {how}",
+        "apps": [
+            {
+                "app_id": a["app_id"],
+                "developer_id": a["developer_id"],
+                "name": a["name"],
+                "description": str(a["description"])[:300],
+                "website": a["website"],
+                "callback_urls": a["callback_urls"],
+                "created_at": a["created_at"],
+                "environment_label": a["name_label"],
+            }
+            for a in apps[: cap * 2]
+        ],
+        "links": links[: cap * 2],
+        "links_total": len(links),
+        "account_links": account_links[:cap],
+        "thresholds": {
+            "name_similarity": settings.duplicate_name_similarity,
+            "description_similarity": settings.duplicate_description_similarity,
+        },
+        "exception": _why_not_exempt(apps, settings),
+    }
+    return Finding(
+        policy=Policy.DUPLICATE_APPS,
+        app_ids=[str(a["app_id"]) for a in apps],
+        developer_ids=developers,
+        score=float(score),
+        severity=severity,
+        reason=f"Duplicate apps: {len(apps)} apps of {accounts} {how}",
+        evidence=evidence,
+    )
+
+
+def _why_not_exempt(apps: list[dict[str, Any]], settings: DetectionSettings) -> str:
+    limit = settings.duplicate_exception_max_apps
+    if len({a["developer_id"] for a in apps}) != 1:
+        return "dev/staging/prod exception does not apply: the apps span several accounts"
+    if len(apps) > limit:
+        return f"dev/staging/prod exception does not apply: more than {limit} apps"
+    unlabeled = [
+        a["app_id"] for a in apps if not a["name_label"] or a["name_label"] != a["desc_label"]
+    ]
+    if unlabeled:
+        return (
+            "dev/staging/prod exception does not apply: not labelled in both name and "
+            f"description: {', '.join(unlabeled)}"
+        )
+    return "dev/staging/prod exception does not apply: a label is used twice"

@@ -1,0 +1,78 @@
+"""Service hosts: what a website or callback URL says about which service an app is.
+
+A host is the URL's host, lower-cased, without ``www.``, port or trailing dot. On a profile
+or store host (``github.com``, ``apps.apple.com``; ``path_scoped_hosts``) the path names the
+service, so the key is host plus path. Hosts that identify no service are dropped:
+loopback and private addresses, placeholder hosts (``localhost``, ``example.com`` and their
+subdomains, reserved TLDs such as ``.test``), and a bare shared hosting domain
+(``herokuapp.com``). Distinct subdomains of a shared hosting domain stay distinct hosts,
+as the contract requires, because the key is the full host.
+
+Only ``http(s)`` URLs carry a host: a custom-scheme callback (``myapp://cb``) names none.
+"""
+
+from __future__ import annotations
+
+import duckdb
+
+from cases.detection.snapshot import q
+from cases.settings import DetectionSettings
+
+RESERVED_TLDS = ("localhost", "test", "example", "invalid", "local", "internal", "lan", "home")
+PRIVATE_IP_RE = (
+    r"^(127\.|10\.|0\.|169\.254\.|192\.168\.|172\.(1[6-9]|2\d|3[01])\.)"
+    r"|^\[?(::1|::|fe80:|fc|fd)"
+)
+
+
+def _sql_list(values: list[str] | tuple[str, ...]) -> str:
+    return "[" + ", ".join(q(v.lower()) for v in values) + "]"
+
+
+def placeholder_predicate(column: str, settings: DetectionSettings) -> str:
+    """SQL true when the host in ``column`` identifies no service."""
+    placeholders = _sql_list(settings.placeholder_hosts)
+    shared = _sql_list(settings.shared_hosting_suffixes)
+    tld_re = q(r"(^|\.)(" + "|".join(RESERVED_TLDS) + r")$")
+    return (
+        f"({column} = '' OR list_contains({placeholders}, {column}) "
+        f"OR list_contains({shared}, {column}) "
+        f"OR len(list_filter({placeholders}, lambda p: ends_with({column}, '.' || p))) > 0 "
+        f"OR regexp_matches({column}, {q(PRIVATE_IP_RE)}) "
+        f"OR regexp_matches({column}, {tld_re}))"
+    )
+
+
+def build_app_hosts(con: duckdb.DuckDBPyConnection, settings: DetectionSettings) -> None:
+    """Create ``app_hosts(app_id, host, source)``: one row per app, service host and source."""
+    scoped = _sql_list(settings.path_scoped_hosts)
+    con.execute(
+        f"""
+        CREATE OR REPLACE TABLE app_hosts AS
+        WITH urls AS (
+            SELECT app_id, 'website' AS source, trim(website) AS url
+            FROM active_apps WHERE website <> ''
+            UNION ALL
+            SELECT app_id, 'callback' AS source, unnest(string_split(callback_urls, ' ')) AS url
+            FROM active_apps WHERE callback_urls <> ''
+        ),
+        parsed AS (
+            SELECT app_id, source,
+                regexp_replace(rtrim(lower(regexp_extract(
+                    url, '^[hH][tT][tT][pP][sS]?://(?:[^@/?#]*@)?(\\[[^\\]]*\\]|[^/:?#]+)', 1
+                )), '.'), '^www\\.', '') AS host,
+                rtrim(lower(regexp_extract(url, '^[hH][tT][tT][pP][sS]?://[^/?#]*([^#]*)', 1)),
+                      '/') AS path
+            FROM urls
+        ),
+        keyed AS (
+            SELECT app_id, source,
+                CASE WHEN list_contains({scoped}, host)
+                     THEN CASE WHEN path = '' THEN '' ELSE host || path END
+                     ELSE host END AS host
+            FROM parsed
+        )
+        SELECT DISTINCT app_id, host, source FROM keyed
+        WHERE NOT {placeholder_predicate("host", settings)}
+        """
+    )
