@@ -1,0 +1,171 @@
+"""Every case operation of the services by name, and the check that a refusal changes nothing.
+
+Shared by the guard, property and CLI tests: ``OPERATIONS[name] = (op, call)`` where
+``call(session, case_id, now)`` performs the operation the way its caller would.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+
+import pytest
+from sqlalchemy import Engine
+
+from cases import appeals, lifecycle, service
+from cases.db import session_scope
+from cases.errors import UsageError
+from cases.platform.registry import RegistryAdapter
+from cases.states import EVENTS, TRANSITIONS, CaseStatus, Op
+from tests import factories as f
+from tests.factories import T0, days
+
+S = CaseStatus
+LATE = T0 + days(400)  # every deadline has passed
+Operation = Callable[[object, int, datetime], object]
+
+
+def locked(session: object, case_id: int) -> object:
+    return service.get_or_raise(session, case_id=case_id, lock=True)  # type: ignore[arg-type]
+
+
+# Each service operation, the Op it performs, and how to call it at ``now``.
+OPERATIONS: dict[str, tuple[Op, Operation]] = {
+    "confirm": (
+        Op.CONFIRM,
+        lambda s, i, now: lifecycle.confirm(s, case_id=i, actor="lead-ann", reason="r", now=now),
+    ),
+    "dismiss": (
+        Op.DISMISS,
+        lambda s, i, now: lifecycle.dismiss(s, case_id=i, actor="lead-ann", reason="r", now=now),
+    ),
+    "send_outreach": (
+        Op.SEND_OUTREACH,
+        lambda s, i, now: lifecycle.send_outreach(s, case=locked(s, i), now=now),
+    ),
+    "request_changes": (
+        Op.REQUEST_CHANGES,
+        lambda s, i, now: lifecycle.request_changes(
+            s, case=locked(s, i), actor="lead-ann", reason="r", now=now
+        ),
+    ),
+    "report_compliance": (
+        Op.REPORT_COMPLIANCE,
+        lambda s, i, now: lifecycle.report_compliance(
+            s, case_id=i, actor="dev", statement="done", now=now
+        ),
+    ),
+    "reject_compliance": (
+        Op.REJECT_COMPLIANCE,
+        lambda s, i, now: lifecycle.reject_compliance(
+            s, case_id=i, actor="lead-ann", reason="r", now=now
+        ),
+    ),
+    "resolve": (
+        Op.RESOLVE,
+        lambda s, i, now: lifecycle.resolve(s, case_id=i, actor="lead-ann", reason="r", now=now),
+    ),
+    "escalate": (
+        Op.ESCALATE,
+        lambda s, i, now: lifecycle.escalate(s, case=locked(s, i), now=now),
+    ),
+    "approve_enforcement": (
+        Op.APPROVE_URGENT,
+        lambda s, i, now: lifecycle.approve_enforcement(
+            s, case_id=i, actor="lead-ann", reason="r", now=now
+        ),
+    ),
+    "enforce": (
+        Op.ENFORCE,
+        lambda s, i, now: lifecycle.enforce(
+            s, case=locked(s, i), adapter=RegistryAdapter(s), now=now
+        ),
+    ),
+    "submit_appeal": (
+        Op.SUBMIT_APPEAL,
+        lambda s, i, now: appeals.submit_appeal(s, case_id=i, actor="dev", statement="x", now=now),
+    ),
+    "uphold": (
+        Op.UPHOLD,
+        lambda s, i, now: appeals.decide_appeal(
+            s,
+            case_id=i,
+            reviewer="lead-bob",
+            overturn=False,
+            reason="r",
+            adapter=RegistryAdapter(s),
+            now=now,
+        ),
+    ),
+    "overturn": (
+        Op.OVERTURN,
+        lambda s, i, now: appeals.decide_appeal(
+            s,
+            case_id=i,
+            reviewer="lead-bob",
+            overturn=True,
+            reason="r",
+            adapter=RegistryAdapter(s),
+            now=now,
+        ),
+    ),
+    "close_unappealed": (
+        Op.CLOSE,
+        lambda s, i, now: lifecycle.close_unappealed(s, case=locked(s, i), now=now),
+    ),
+    "extend": (
+        Op.EXTEND,
+        lambda s, i, now: lifecycle.extend(s, case_id=i, actor="lead-ann", reason="r", now=now),
+    ),
+    "acknowledge": (
+        Op.ACKNOWLEDGE,
+        lambda s, i, now: lifecycle.acknowledge(s, case_id=i, actor="dev", statement="ok", now=now),
+    ),
+    "add_evidence": (
+        Op.EVIDENCE_REFRESHED,
+        lambda s, i, now: service.add_evidence(s, case_id=i, note="seen", actor="ann", now=now),
+    ),
+    "refresh_evidence": (
+        Op.EVIDENCE_REFRESHED,
+        lambda s, i, now: service.refresh_evidence(
+            s,
+            case_id=i,
+            evidence={"x": 1},
+            score=1.0,
+            app_ids=[],
+            developer_ids=[],
+            actor="detector",
+            now=now,
+        ),
+    ),
+}
+
+
+def _allowed(op: Op, status: CaseStatus) -> bool:
+    if op in TRANSITIONS:
+        return status in TRANSITIONS[op].sources
+    if op is Op.APPROVE_URGENT:  # pragma: no cover - listed under TRANSITIONS
+        return False
+    return status in EVENTS[op].allowed_in
+
+
+def allowed_by_name(name: str, status: CaseStatus) -> bool:
+    op = OPERATIONS[name][0]
+    if name == "approve_enforcement":  # urgent before enforcement, an approval when due
+        return _allowed(Op.APPROVE_URGENT, status) or _allowed(Op.APPROVE_ENFORCEMENT, status)
+    return _allowed(op, status)
+
+
+def refused(
+    engine: Engine,
+    case_id: int,
+    call: Callable[[object], object],
+    error: type[UsageError] | tuple[type[UsageError], ...] = UsageError,
+    match: str | None = None,
+) -> UsageError:
+    """Run ``call`` in a unit of work, expect ``error``, and check nothing changed."""
+    before = f.db_state(engine, case_id)
+    with pytest.raises(error, match=match) as raised, session_scope(engine) as session:
+        call(session)
+    assert f.db_state(engine, case_id) == before
+    return raised.value
