@@ -16,7 +16,8 @@ name, first name word, description start), and apps sharing a service host are p
 hash join on (party, host). Two apps are linked when they share a service host, or their
 names (environment labels removed) are at least ``duplicate_name_similarity`` alike by
 rapidfuzz's token-sort ratio and neither is generic (``Test App``), or their informative
-descriptions are at least ``duplicate_description_similarity`` alike. Linked apps form
+descriptions are at least ``duplicate_description_similarity`` alike (by the lower of
+token-sort ratio and word-set Jaccard index). Linked apps form
 groups (connected components); a group is exempt only when it is at most 3 apps of one
 account, each labelled dev, staging or prod in both name and description, no label twice.
 
@@ -145,7 +146,7 @@ def _links(con: duckdb.DuckDBPyConnection, settings: DetectionSettings) -> list[
             *columns, strict=True
         ):
             name_sim = 0.0 if generic else fuzz.token_sort_ratio(a_name, b_name) / 100
-            desc_sim = fuzz.token_sort_ratio(a_desc, b_desc) / 100 if informative else 0.0
+            desc_sim = _description_similarity(a_desc, b_desc) if informative else 0.0
             if hosts or name_sim >= name_min or desc_sim >= desc_min:
                 link: dict[str, Any] = {"apps": [a_id, b_id]}
                 if hosts:
@@ -157,6 +158,18 @@ def _links(con: duckdb.DuckDBPyConnection, settings: DetectionSettings) -> list[
                 link["score"] = 1.0 if hosts else max(name_sim, desc_sim)
                 links.append(link)
     return links
+
+
+def _description_similarity(a: str, b: str) -> float:
+    """The lower of rapidfuzz's token-sort ratio and the word-set Jaccard index.
+
+    Templated descriptions that differ in the one word that matters ("publish their lessons"
+    and "publish their playlists") are alike by characters but not by words; only text that
+    is near-identical by both measures links two apps.
+    """
+    words_a, words_b = set(a.split()), set(b.split())
+    jaccard = len(words_a & words_b) / len(words_a | words_b) if words_a | words_b else 0.0
+    return min(fuzz.token_sort_ratio(a, b) / 100, jaccard)
 
 
 def _exempt(apps: list[dict[str, Any]], settings: DetectionSettings) -> bool:

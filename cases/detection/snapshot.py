@@ -57,11 +57,11 @@ def _check(col: Column) -> tuple[str, str] | None:
             bad = f"({v} IS NULL OR NOT regexp_full_match(trim({v}), {q(EMAIL_RE)}))"
             return bad, "'not an e-mail address'" + " || " + shown
         case Kind.URL:
-            bad = f"({v} IS NOT NULL AND NOT regexp_full_match(trim({v}), {q(URL_RE)}))"
+            bad = f"(trim({v}) <> '' AND NOT regexp_full_match(trim({v}), {q(URL_RE)}))"
             return bad, "'not an http(s) URL'" + " || " + shown
         case Kind.URLS:
             pattern = f"{CALLBACK_RE}( {CALLBACK_RE})*"
-            bad = f"({v} IS NOT NULL AND NOT regexp_full_match({v}, {q(pattern)}))"
+            bad = f"(trim({v}) <> '' AND NOT regexp_full_match({v}, {q(pattern)}))"
             return bad, "'not URLs separated by single spaces'" + " || " + shown
         case Kind.TIMESTAMP:
             bad = (
@@ -79,7 +79,7 @@ def _check(col: Column) -> tuple[str, str] | None:
             return bad, msg
         case Kind.LIMIT:
             bad = (
-                f"({v} IS NOT NULL AND (NOT regexp_full_match(trim({v}), '\\d{{1,18}}')"
+                f"(trim({v}) <> '' AND (NOT regexp_full_match(trim({v}), '\\d{{1,18}}')"
                 f" OR try_cast(trim({v}) AS BIGINT) < 1))"
             )
             return bad, "'not an integer >= 1'" + " || " + shown
@@ -99,7 +99,7 @@ def _typed(col: Column, present: bool) -> str:
         case Kind.TIMESTAMP:
             return f"try_cast(trim({v}) AS TIMESTAMPTZ) AT TIME ZONE 'UTC' AS {v}"
         case Kind.COUNT | Kind.LIMIT:
-            return f"try_cast(trim({v}) AS BIGINT) AS {v}"
+            return f"try_cast(nullif(trim({v}), '') AS BIGINT) AS {v}"
         case Kind.TEXT | Kind.URL | Kind.URLS:
             return f"coalesce({v}, '') AS {v}"
         case Kind.EMAIL:
