@@ -26,186 +26,29 @@ import duckdb
 import pyarrow as pa
 
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
-ADJ = [
-    "amber",
-    "azure",
-    "bold",
-    "brave",
-    "bright",
-    "calm",
-    "clever",
-    "cosmic",
-    "crisp",
-    "daily",
-    "deep",
-    "eager",
-    "early",
-    "epic",
-    "fair",
-    "fast",
-    "fresh",
-    "gentle",
-    "global",
-    "golden",
-    "grand",
-    "happy",
-    "honest",
-    "jolly",
-    "keen",
-    "kind",
-    "lively",
-    "lucky",
-    "lunar",
-    "magic",
-    "merry",
-    "mighty",
-    "modern",
-    "neat",
-    "noble",
-    "open",
-    "prime",
-    "proud",
-    "quick",
-    "quiet",
-    "rapid",
-    "ready",
-    "royal",
-    "rustic",
-    "sharp",
-    "shiny",
-    "silent",
-    "simple",
-    "smart",
-    "solar",
-    "solid",
-    "sonic",
-    "spicy",
-    "steady",
-    "sunny",
-    "super",
-    "swift",
-    "tidy",
-    "tiny",
-    "urban",
-    "vivid",
-    "warm",
-    "wild",
-    "wise",
-    "young",
-    "zesty",
-][:64]
-NOUN = [
-    "anchor",
-    "atlas",
-    "badger",
-    "beacon",
-    "bison",
-    "bridge",
-    "canyon",
-    "cedar",
-    "comet",
-    "compass",
-    "coral",
-    "crane",
-    "delta",
-    "ember",
-    "falcon",
-    "fern",
-    "fjord",
-    "forge",
-    "garden",
-    "glacier",
-    "harbor",
-    "hawk",
-    "heron",
-    "island",
-    "jungle",
-    "kernel",
-    "lagoon",
-    "lantern",
-    "lotus",
-    "maple",
-    "meadow",
-    "meteor",
-    "nebula",
-    "oasis",
-    "orbit",
-    "otter",
-    "panda",
-    "pebble",
-    "pepper",
-    "pixel",
-    "planet",
-    "prairie",
-    "quartz",
-    "raven",
-    "reef",
-    "river",
-    "rocket",
-    "saddle",
-    "sequoia",
-    "signal",
-    "spruce",
-    "summit",
-    "tiger",
-    "timber",
-    "tundra",
-    "valley",
-    "walrus",
-    "willow",
-    "acorn",
-    "bamboo",
-    "cobalt",
-    "dune",
-    "geyser",
-    "hollow",
-]
-VERB = [
-    "organise",
-    "track",
-    "share",
-    "plan",
-    "measure",
-    "publish",
-    "archive",
-    "schedule",
-    "review",
-    "translate",
-]
-OBJ = [
-    "photos",
-    "recipes",
-    "workouts",
-    "budgets",
-    "notes",
-    "playlists",
-    "bookmarks",
-    "invoices",
-    "trips",
-    "lessons",
-]
-SYL = [
-    "ka",
-    "lo",
-    "mi",
-    "ra",
-    "zu",
-    "te",
-    "vo",
-    "ni",
-    "sa",
-    "de",
-    "po",
-    "lu",
-    "fi",
-    "ga",
-    "re",
-    "to",
-    "ba",
-    "ne",
-    "xi",
-    "mo",
-]
+
+
+def _words(text: str) -> list[str]:
+    return text.split()
+
+
+ADJ = _words(
+    "amber azure bold brave bright calm clever cosmic crisp daily deep eager early epic fair "
+    "fast fresh gentle global golden grand happy honest jolly keen kind lively lucky lunar "
+    "magic merry mighty modern neat noble open prime proud quick quiet rapid ready royal "
+    "rustic sharp shiny silent simple smart solar solid sonic spicy steady sunny super swift "
+    "tidy tiny urban vivid warm wild wise"
+)
+NOUN = _words(
+    "anchor atlas badger beacon bison bridge canyon cedar comet compass coral crane delta "
+    "ember falcon fern fjord forge garden glacier harbor hawk heron island jungle kernel "
+    "lagoon lantern lotus maple meadow meteor nebula oasis orbit otter panda pebble pepper "
+    "pixel planet prairie quartz raven reef river rocket saddle sequoia signal spruce summit "
+    "tiger timber tundra valley walrus willow acorn bamboo cobalt dune geyser hollow"
+)
+VERB = _words("organise track share plan measure publish archive schedule review translate")
+OBJ = _words("photos recipes workouts budgets notes playlists bookmarks invoices trips lessons")
+SYL = _words("ka lo mi ra zu te vo ni sa de po lu fi ga re to ba ne xi mo")
 TEMPLATES = (
     "'Helps small teams ' || verb || ' their ' || obj || ' every day.'",
     "'A ' || lower(noun) || ' companion for people who like to ' || verb || ' ' || obj",
@@ -215,10 +58,6 @@ TEMPLATES = (
 
 def _ts(value: datetime) -> str:
     return value.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _list(values: list[str]) -> str:
-    return "[" + ", ".join("'" + v + "'" for v in values) + "]"
 
 
 @dataclass
