@@ -18,6 +18,18 @@ from cases.cli import admin_cmds, appeal_cmds, apps_cmds, case_cmds
 from cases.cli.common import STATE
 from cases.errors import CasewardError
 
+try:  # newer typer parses with its own copy of click, whose exceptions are not click's
+    from typer._click import exceptions as _typer_click
+
+    CLICK_ERRORS: tuple[type[Exception], ...] = (
+        click.ClickException,
+        _typer_click.ClickException,
+    )
+except ImportError:  # pragma: no cover - typer releases that use click itself
+    CLICK_ERRORS = (click.ClickException,)
+EXITS = (click.exceptions.Exit, typer.Exit)
+ABORTS = (click.exceptions.Abort, typer.Abort)
+
 app = typer.Typer(
     name="caseward",
     help="Enforcement case manager for developer API platforms.",
@@ -41,6 +53,8 @@ def _root(
 ) -> None:
     STATE.now_text = now
     STATE.actor = actor
+    if now is not None:
+        STATE.now()  # a malformed --now is bad usage for every command, not only writers
 
 
 for module in (admin_cmds, case_cmds, appeal_cmds, apps_cmds):
@@ -62,12 +76,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns (and as a script exits with) the exit code."""
     try:
         result = app(args=list(argv) if argv is not None else None, standalone_mode=False)
-    except click.exceptions.Exit as exc:
+    except EXITS as exc:
         code = exc.exit_code
-    except click.ClickException as exc:
-        exc.show()
-        code = exc.exit_code
-    except click.exceptions.Abort:
+    except CLICK_ERRORS as exc:
+        message = " ".join(exc.format_message().split())  # type: ignore[attr-defined]
+        click.echo(f"caseward: {message}", err=True)
+        code = exc.exit_code  # type: ignore[attr-defined]
+    except ABORTS:
         click.echo("caseward: aborted", err=True)
         code = 1
     except CasewardError as exc:
