@@ -1,9 +1,183 @@
-"""Placeholder until its issue lands (owned by a helper)."""
+"""``caseward import``, ``caseward detect`` and ``caseward demo-data``: snapshots to cases."""
 
 from __future__ import annotations
 
+import time
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
 import typer
+from rich.text import Text
+
+from cases.cli.common import STATE, emit, err, out, print_json, settings, table, unit_of_work
+from cases.detection.finding import Finding
+from cases.detection.problems import ImportFailed
+from cases.detection.registry_import import ImportSummary, import_registry
+from cases.detection.run import banned_app_ids, detect_findings, load_snapshot
+from cases.detection.snapshot import Progress, Snapshot
+from cases.detection.to_cases import sync_findings
+from cases.enums import Policy
+
+DataDir = Annotated[
+    Path,
+    typer.Option(
+        "--data",
+        help="Snapshot folder (docs/platform-data.md).",
+        show_default=False,
+        exists=True,
+        file_okay=False,
+        dir_okay=True,
+    ),
+]
+Json = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+
+
+class FileFormat(StrEnum):
+    CSV = "csv"
+    PARQUET = "parquet"
+
+
+@contextmanager
+def _progress(label: str) -> Iterator[Progress]:
+    """A spinner with the current step on stderr (silent when stderr is not a terminal)."""
+    started = time.perf_counter()
+    if not err.is_terminal:
+        yield lambda _message: None
+        return
+    with err.status(label) as status:
+
+        def update(message: str) -> None:
+            status.update(f"{label}: {message} ({time.perf_counter() - started:.0f}s)")
+
+        yield update
+
+
+def _open(data: Path, progress: Progress) -> Snapshot:
+    """Validate the snapshot; on failure list every problem on stderr, then raise."""
+    try:
+        return load_snapshot(data, settings().detection, progress)
+    except ImportFailed as exc:
+        for problem in exc.problems:
+            err.print(Text(str(problem)))
+        if exc.total > len(exc.problems):
+            err.print(Text(f"... and {exc.total - len(exc.problems)} more problem(s)"))
+        raise
+
+
+def _summary_rows(summary: ImportSummary) -> list[list[Any]]:
+    def changed(count: int) -> int | str:
+        return "?" if count < 0 else count
+
+    return [
+        [
+            "developers",
+            summary.developers,
+            summary.developers_new,
+            changed(summary.developers_changed),
+        ],
+        ["apps", summary.apps, summary.apps_new, changed(summary.apps_changed)],
+    ]
+
+
+def import_snapshot(data: DataDir, as_json: Json = False) -> None:
+    """Validate a snapshot and update the registry (new apps, changed names; never status)."""
+    with (
+        _progress("importing") as progress,
+        _open(data, progress) as snapshot,
+        unit_of_work() as session,
+    ):
+        summary = import_registry(session, snapshot, progress=progress)
+    emit(
+        summary.__dict__,
+        as_json,
+        lambda: table(
+            "registry import", ["table", "rows", "new", "changed"], _summary_rows(summary)
+        ),
+    )
+
+
+def detect(data: DataDir, as_json: Json = False) -> None:
+    """Import a snapshot, run the four detectors and open or refresh cases."""
+    detection = settings().detection
+    actor, now = STATE.who(), STATE.now()
+    started = time.perf_counter()
+    with _progress("detecting") as progress, _open(data, progress) as snapshot:
+        with unit_of_work() as session:
+            banned = banned_app_ids(session)
+        findings = detect_findings(snapshot, detection, banned=banned, progress=progress)
+        with unit_of_work() as session:
+            summary = import_registry(session, snapshot, progress=progress)
+            synced = sync_findings(session, findings, actor=actor, now=now, progress=progress)
+    elapsed = time.perf_counter() - started
+    if as_json:
+        print_json([f.to_contract() for f in synced])
+        return
+    out.print(table("registry", ["table", "rows", "new", "changed"], _summary_rows(summary)))
+    out.print(_policy_table(synced))
+    out.print(f"{len(synced)} finding(s) in {elapsed:.1f}s")
+
+
+def _policy_table(findings: list[Finding]) -> Any:
+    rows = []
+    for policy in Policy:
+        mine = [f for f in findings if f.policy == policy]
+        actions = Counter(f.action for f in mine)
+        severities = Counter(f.severity.value for f in mine)
+        rows.append(
+            [
+                policy.value,
+                len(mine),
+                actions["opened"],
+                actions["refreshed"],
+                actions["unchanged"],
+                sum(len(f.app_ids) for f in mine),
+                " ".join(
+                    f"{k}:{severities[k]}" for k in ("high", "medium", "low") if severities[k]
+                ),
+                " ".join(str(f.case_id) for f in mine[:5]) + (" ..." if len(mine) > 5 else ""),
+            ]
+        )
+    return table(
+        "findings per policy",
+        ["policy", "findings", "opened", "refreshed", "unchanged", "apps", "severity", "cases"],
+        rows,
+    )
+
+
+def demo_data(
+    out_dir: Annotated[Path, typer.Argument(help="Folder to write the snapshot into.")],
+    apps: Annotated[int, typer.Option("--apps", min=100, help="About this many apps.")] = 5000,
+    seed: Annotated[int, typer.Option("--seed", help="Random seed (same seed, same data).")] = 7,
+    fmt: Annotated[FileFormat, typer.Option("--format", help="File format.")] = FileFormat.CSV,
+    as_json: Json = False,
+) -> None:
+    """Write a synthetic platform with planted violations and planted look-alikes."""
+    from cases.demo_data import generate
+
+    truth = generate(
+        out_dir, apps=apps, seed=seed, fmt="parquet" if fmt is FileFormat.PARQUET else "csv"
+    )
+    violations: dict[str, list[list[str]]] = truth["violations"]
+    decoys: dict[str, list[list[str]]] = truth["not_violations"]
+    emit(
+        truth if as_json else None,
+        as_json,
+        lambda: table(
+            f"{truth['apps']:,} apps, {truth['developers']:,} developers in {out_dir} "
+            "(ground_truth.json lists the planted groups)",
+            ["planted", "kind", "groups", "apps"],
+            [["violation", k, len(v), sum(map(len, v))] for k, v in violations.items()]
+            + [["look-alike", k, len(v), sum(map(len, v))] for k, v in decoys.items()],
+        ),
+    )
 
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the root app."""
+    app.command("import")(import_snapshot)
+    app.command("detect")(detect)
+    app.command("demo-data")(demo_data)
