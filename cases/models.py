@@ -259,3 +259,12 @@ __all__ = [
     "case_apps",
     "case_developers",
 ]
+
+
+class RelayCursor(Base):
+    """How far a reader of ``case_events`` (the Prefect event relay in flows/) has got."""
+
+    __tablename__ = "relay_cursors"
+
+    name: Mapped[str] = mapped_column(String(40), primary_key=True)
+    last_event_id: Mapped[int] = mapped_column(Integer, default=0)
