@@ -26,6 +26,7 @@ import os
 import random
 import socket
 import uuid
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -318,39 +319,77 @@ def deliver_pending(
         report.uncertain = len(
             reconcile_stale(session, now=now, lease_seconds=email.claim_lease_seconds)
         )
+    in_flight: deque[tuple[OutgoingEmail, Future[Outcome]]] = deque()
+    exhausted = False
     with ThreadPoolExecutor(max_workers=email.concurrency, thread_name_prefix="outbox") as pool:
-        while limit is None or report.claimed < limit:
-            size = (
-                email.batch_size if limit is None else min(email.batch_size, limit - report.claimed)
-            )
-            with session_scope(engine) as session:
-                batch = [
-                    to_outgoing(m, email)
-                    for m in claim(session, worker=worker, now=clock(), limit=size)
-                ]
-            if not batch:
-                break
-            report.claimed += len(batch)
-            futures: list[tuple[OutgoingEmail, Future[Outcome]]] = [
-                (item, pool.submit(attempt, sender, item, clock())) for item in batch
-            ]
-            for item, future in futures:
-                outcome = future.result()  # a crash (BaseException) propagates: rows stay claimed
+        while True:
+            # keep about two batches in flight, so the pool never idles while we record
+            if not exhausted and len(in_flight) <= email.batch_size:
+                size = email.batch_size if limit is None else limit - report.claimed
                 with session_scope(engine) as session:
+                    batch = [
+                        to_outgoing(m, email)
+                        for m in claim(
+                            session, worker=worker, now=clock(), limit=min(size, email.batch_size)
+                        )
+                    ]
+                report.claimed += len(batch)
+                in_flight.extend(
+                    (item, pool.submit(attempt, sender, item, clock())) for item in batch
+                )
+                exhausted = not batch or (limit is not None and report.claimed >= limit)
+            if not in_flight:
+                break
+            done = [in_flight.popleft()]
+            while in_flight and in_flight[0][1].done():
+                done.append(in_flight.popleft())
+            # a crash (BaseException) propagates here: the group's rows stay claimed
+            outcomes = [(item, future.result()) for item, future in done]
+            _record_group(
+                engine,
+                outcomes,
+                worker=worker,
+                now=clock(),
+                settings=email,
+                hooks=hooks,
+                rng=rng,
+                report=report,
+            )
+            exhausted = exhausted or report.stopped is not None
+    return report
+
+
+def _record_group(
+    engine: Engine,
+    outcomes: list[tuple[OutgoingEmail, Outcome]],
+    *,
+    worker: str,
+    now: datetime,
+    settings: EmailSettings,
+    hooks: DeliveryHooks,
+    rng: random.Random,
+    report: DeliveryReport,
+) -> None:
+    """Record finished sends in one transaction, each in its own savepoint: a failing hook
+    leaves only its own row claimed (it becomes ``uncertain`` after the lease)."""
+    with session_scope(engine) as session:
+        for item, outcome in outcomes:
+            try:
+                with session.begin_nested():
                     result = record(
                         session,
                         email=item,
                         outcome=outcome,
                         worker=worker,
-                        now=clock(),
-                        settings=email,
+                        now=now,
+                        settings=settings,
                         hooks=hooks,
                         rng=rng,
                     )
-                _count(report, result, item, outcome)
-            if report.stopped:
-                break
-    return report
+            except Exception as exc:  # reported; the row stays claimed
+                report.errors.append(f"#{item.outbox_id}: recording failed: {exc}")
+                continue
+            _count(report, result, item, outcome)
 
 
 def _count(report: DeliveryReport, result: str, item: OutgoingEmail, outcome: Outcome) -> None:

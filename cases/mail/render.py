@@ -7,6 +7,7 @@ only loads them, formats values and guarantees that a subject is a single safe h
 from __future__ import annotations
 
 import re
+import textwrap
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -69,6 +70,16 @@ def format_date(value: datetime, tz: str) -> str:
     return f"{local.day} {local:%B %Y}"
 
 
+@lru_cache(maxsize=4096)
+def wordwrap(text: str, width: int = 79) -> str:
+    """Jinja's ``wordwrap`` (paragraph lines kept), cached: policy passages and change lists
+    repeat across thousands of e-mails."""
+    return "\n".join(
+        textwrap.fill(line, width, break_long_words=False, break_on_hyphens=False) or line
+        for line in str(text).splitlines()
+    )
+
+
 def _join_names(values: Any, conjunction: str = "and") -> str:
     items = [str(v) for v in values]
     if len(items) <= 2:
@@ -95,6 +106,7 @@ class Renderer:
         self.env.filters["when"] = format_instant
         self.env.filters["date"] = format_date
         self.env.filters["join_names"] = _join_names
+        self.env.filters["wordwrap"] = wordwrap
         self.catalog = self._load_catalog()
         self.env.globals["catalog"] = self.catalog
 
