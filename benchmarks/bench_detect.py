@@ -1,0 +1,118 @@
+"""Benchmark: generate platforms of growing size and time ``caseward detect`` end to end.
+
+Each size runs in a fresh process against a fresh SQLite database, so the figures include
+validation, the registry import, the four detectors and opening every case. Peak memory is
+the child's maximum resident set size (``wait4`` rusage). Usage::
+
+    python benchmarks/bench_detect.py --sizes 10000,100000,1000000 --format parquet
+
+Prints one Markdown table row per size (paste into docs/detection.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+
+def _dir_size(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.iterdir() if p.is_file())
+
+
+def _run(cmd: list[str], env: dict[str, str], log: Path) -> tuple[float, int, int]:
+    """(wall seconds, peak RSS in KiB, exit code) of one child process."""
+    start = time.perf_counter()
+    with log.open("wb") as out:
+        child = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)
+        _pid, status, usage = os.wait4(child.pid, 0)
+    return time.perf_counter() - start, usage.ru_maxrss, os.waitstatus_to_exitcode(status)
+
+
+def bench(size: int, fmt: str, workdir: Path, seed: int) -> dict[str, object]:
+    folder = workdir / f"snap-{size}-{fmt}"
+    database = workdir / f"bench-{size}-{fmt}.db"
+    database.unlink(missing_ok=True)
+    env = dict(os.environ, CASEWARD_DATABASE_URL=f"sqlite:///{database}", CASEWARD_ACTOR="bench")
+    caseward = str(Path(sys.executable).with_name("caseward"))
+    gen_wall, _gen_rss, code = _run(
+        [
+            caseward,
+            "demo-data",
+            str(folder),
+            "--apps",
+            str(size),
+            "--seed",
+            str(seed),
+            "--format",
+            fmt,
+        ],
+        env,
+        workdir / f"gen-{size}.log",
+    )
+    assert code == 0, (workdir / f"gen-{size}.log").read_text()
+    subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import cases.models; from cases.db import Base, make_engine; "
+            f"Base.metadata.create_all(make_engine('sqlite:///{database}'))",
+        ],
+        check=True,
+    )
+    log = workdir / f"detect-{size}.json"
+    wall, rss, code = _run([caseward, "detect", "--data", str(folder), "--json"], env, log)
+    assert code == 0, log.read_text()[-2000:]
+    findings = json.loads(log.read_text())
+    truth = json.loads((folder / "ground_truth.json").read_text())
+    import duckdb
+
+    reader = "read_parquet" if fmt == "parquet" else "read_csv"
+    usage_rows = (
+        duckdb.connect()
+        .execute(f"SELECT count(*) FROM {reader}('{folder / ('usage.' + fmt)}')")
+        .fetchall()[0][0]
+    )
+    return {
+        "apps": truth["apps"],
+        "developers": truth["developers"],
+        "usage_rows": int(usage_rows),
+        "snapshot_mib": _dir_size(folder) / 2**20,
+        "generate_s": gen_wall,
+        "detect_s": wall,
+        "detect_peak_rss_mib": rss / 1024,
+        "findings": len(findings),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--sizes", default="10000,100000,1000000")
+    parser.add_argument("--format", default="parquet", choices=["csv", "parquet"])
+    parser.add_argument("--workdir", default="/tmp/caseward-bench")
+    parser.add_argument("--seed", type=int, default=7)
+    args = parser.parse_args()
+    workdir = Path(args.workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    print(
+        "| apps | developers | usage rows | snapshot | format | detect wall | peak RSS "
+        "| findings | generate |"
+    )
+    print("|---:|---:|---:|---:|---|---:|---:|---:|---:|")
+    for size in (int(s) for s in args.sizes.split(",")):
+        r = bench(size, args.format, workdir, args.seed)
+        print(
+            f"| {r['apps']:,} | {r['developers']:,} | {r['usage_rows']:,} "
+            f"| {r['snapshot_mib']:.0f} MiB | {args.format} | {r['detect_s']:.1f} s "
+            f"| {r['detect_peak_rss_mib']:.0f} MiB | {r['findings']:,} "
+            f"| {r['generate_s']:.1f} s |",
+            flush=True,
+        )
+
+
+if __name__ == "__main__":
+    main()
