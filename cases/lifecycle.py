@@ -91,6 +91,22 @@ def dismiss(session: Session, *, case_id: int, actor: str, reason: str, now: dat
     return case
 
 
+def assign(session: Session, *, case_id: int, actor: str, assignee: str, now: datetime) -> Case:
+    """Give an open case to a lead."""
+    require_lead(actor, get_settings())
+    case = get_or_raise(session, case_id=case_id, lock=True)
+    record_event(
+        session,
+        case=case,
+        op=Op.ASSIGN,
+        actor=actor,
+        reason=f"assigned to {assignee}",
+        now=now,
+        changes={"assignee": assignee},
+    )
+    return case
+
+
 # --- outreach and change requests -------------------------------------------------------
 
 
@@ -333,6 +349,46 @@ def delivery_failed(
         reason=f"e-mail {outbox_id} could not be delivered: {error}",
         now=now,
         changes={"delivery_blocked": True},
+        data={"outbox_id": outbox_id},
+    )
+
+
+def delivery_uncertain(
+    session: Session, *, case_id: int, outbox_id: int, reason: str, now: datetime
+) -> None:
+    """A claimed e-mail was never recorded: it may have gone out. A lead must decide."""
+    case = get_or_raise(session, case_id=case_id, lock=True)
+    record_event(
+        session,
+        case=case,
+        op=Op.DELIVERY_UNCERTAIN,
+        actor=SYSTEM,
+        reason=reason,
+        now=now,
+        data={"outbox_id": outbox_id},
+    )
+
+
+def delivery_resolved(
+    session: Session,
+    *,
+    case_id: int,
+    outbox_id: int,
+    resend: bool,
+    actor: str,
+    reason: str,
+    now: datetime,
+) -> None:
+    """A lead settled an uncertain or failed e-mail; a resend is the lead acting on a block."""
+    case = get_or_raise(session, case_id=case_id, lock=True)
+    record_event(
+        session,
+        case=case,
+        op=Op.DELIVERY_RESOLVED,
+        actor=actor,
+        reason=reason,
+        now=now,
+        changes={"delivery_blocked": False} if resend and case.delivery_blocked else {},
         data={"outbox_id": outbox_id},
     )
 

@@ -36,6 +36,7 @@ from typing import Any, Literal, Protocol
 from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session
 
+from cases import lifecycle
 from cases.db import session_scope
 from cases.enums import OutboxStatus
 from cases.errors import GuardFailed, NotFound
@@ -49,7 +50,7 @@ from cases.mail.base import (
     make_sender,
 )
 from cases.mail.message import InvalidAddress, OutgoingEmail, checked_address
-from cases.models import Case, CaseEvent, Developer, OutboxMessage
+from cases.models import Developer, OutboxMessage
 from cases.settings import EmailSettings, Settings, get_settings
 
 SYSTEM = "outbox"
@@ -174,26 +175,6 @@ def claim(session: Session, *, worker: str, now: datetime, limit: int) -> list[O
     return list(session.scalars(query))
 
 
-def _timeline(
-    session: Session, message: OutboxMessage, *, kind: str, actor: str, reason: str, now: datetime
-) -> None:
-    """An event on the case's timeline that changes no case field (``set`` is empty)."""
-    case = session.get(Case, message.case_id)
-    status = str(case.status) if case is not None else ""
-    session.add(
-        CaseEvent(
-            case_id=message.case_id,
-            at=now,
-            actor=actor,
-            kind=kind,
-            from_status=status,
-            to_status=status,
-            reason=reason,
-            data={"set": {}, "outbox_id": message.id, "template": message.template},
-        )
-    )
-
-
 def reconcile_stale(session: Session, *, now: datetime, lease_seconds: float) -> list[int]:
     """Rows still ``sending`` after the lease: possibly accepted, so ``uncertain``, never resent."""
     cutoff = now - timedelta(seconds=lease_seconds)
@@ -212,11 +193,10 @@ def reconcile_stale(session: Session, *, now: datetime, lease_seconds: float) ->
             f"claimed by {message.claimed_by} at {message.claimed_at:%Y-%m-%d %H:%M:%S} UTC and "
             "never recorded: the provider may have accepted it"
         )
-        _timeline(
+        lifecycle.delivery_uncertain(
             session,
-            message,
-            kind="delivery_uncertain",
-            actor=SYSTEM,
+            case_id=message.case_id,
+            outbox_id=message.id,
             now=now,
             reason=(
                 f"e-mail {message.id} ({message.template}) may or may not have been sent; "
@@ -447,10 +427,11 @@ def resolve(
         message.attempts = 0
         message.next_attempt_at = now
         message.claimed_at = message.claimed_by = None
-    _timeline(
+    lifecycle.delivery_resolved(
         session,
-        message,
-        kind="delivery_resolved",
+        case_id=message.case_id,
+        outbox_id=message.id,
+        resend=decision == "resend",
         actor=actor,
         now=now,
         reason=f"e-mail {message.id} ({message.template}) marked {decision} by {actor}",

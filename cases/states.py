@@ -52,6 +52,8 @@ class Op(StrEnum):
     NOTICE_DELIVERED = "notice_delivered"
     DELIVERY_FAILED = "delivery_failed"
     DELIVERY_UNBLOCKED = "delivery_unblocked"
+    DELIVERY_UNCERTAIN = "delivery_uncertain"
+    DELIVERY_RESOLVED = "delivery_resolved"
     REMINDER_SENT = "reminder_sent"
     EXTEND = "extend"
     ACKNOWLEDGE = "acknowledge"
@@ -130,6 +132,8 @@ EVENTS: dict[Op, EventSpec] = {
     Op.NOTICE_DELIVERED: EventSpec(frozenset(CaseStatus)),
     Op.DELIVERY_FAILED: EventSpec(frozenset(CaseStatus)),
     Op.DELIVERY_UNBLOCKED: EventSpec(frozenset(CaseStatus), lead_only=True),
+    Op.DELIVERY_UNCERTAIN: EventSpec(frozenset(CaseStatus)),
+    Op.DELIVERY_RESOLVED: EventSpec(frozenset(CaseStatus), lead_only=True),
     Op.REMINDER_SENT: EventSpec(
         frozenset({S.CHANGES_REQUESTED}), (EmailTemplate.DEADLINE_REMINDER,)
     ),

@@ -12,6 +12,7 @@ from cases.cli.common import STATE, emit, err, table, unit_of_work
 from cases.db import get_engine
 from cases.migrate import upgrade
 from cases.models import Case
+from cases.outbox import deliver_pending
 from cases.settings import get_settings, masked
 
 Json = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
@@ -49,10 +50,15 @@ def advance(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Count what is due; change nothing.")
     ] = False,
+    deliver: Annotated[
+        bool,
+        typer.Option("--deliver/--no-deliver", help="Deliver the e-mails the steps queued."),
+    ] = True,
     as_json: Json = False,
 ) -> None:
     """Perform every step due now (or at --now): outreach, requests, reminders, expiry,
-    enforcement, appeal windows. Running it again at the same time does nothing more."""
+    enforcement, appeal windows; then deliver the e-mails they queued. Running it again at
+    the same time does nothing more."""
     now, engine = STATE.now(), get_engine()
     if dry_run:
         with unit_of_work() as session:
@@ -72,17 +78,21 @@ def advance(
         batch_size=batch_size,
         on_batch=lambda r: err.print(f"  {r.step}: {len(r.done)} done, {len(r.failed)} failed"),
     )
-    result = {r.step: {"done": r.done, "failed": r.failed} for r in reports}
+    result: dict[str, Any] = {r.step: {"done": r.done, "failed": r.failed} for r in reports}
+    rows = [[r.step, len(r.done), len(r.failed)] for r in reports]
+    failures = [f"case {cid}: {why}" for r in reports for cid, why in r.failed.items()]
+    if deliver:
+        delivery = deliver_pending(engine, now=now)
+        result["deliver-email"] = delivery.as_dict()
+        rows.append(["deliver-email", delivery.sent, delivery.failed])
+        failures.extend(f"e-mail: {e}" for e in delivery.errors)
+        if delivery.stopped:
+            failures.append(f"delivery stopped: {delivery.stopped}")
     emit(
         result,
         as_json,
-        lambda: table(
-            f"advance at {now.isoformat()}",
-            ["step", "done", "failed"],
-            [[r.step, len(r.done), len(r.failed)] for r in reports],
-        ),
+        lambda: table(f"advance at {now.isoformat()}", ["step", "done", "failed"], rows),
     )
-    failures = [f"case {cid}: {why}" for r in reports for cid, why in r.failed.items()]
     for line in failures:
         err.print(f"failed {line}")
     if failures:

@@ -255,6 +255,20 @@ cases_app.command("report-compliance")(
 )
 
 
+@cases_app.command("assign")
+def assign(
+    case_id: CaseId,
+    assignee: Annotated[str, typer.Option("--to", help="The lead who takes the case.")],
+    as_json: Json = False,
+) -> None:
+    """Give an open case to a lead."""
+    with unit_of_work() as session:
+        case = lifecycle.assign(
+            session, case_id=case_id, actor=STATE.who(), assignee=assignee, now=STATE.now()
+        )
+        _done(case, as_json)
+
+
 @cases_app.command("add-evidence")
 def add_evidence(
     case_id: CaseId,
