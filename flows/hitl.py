@@ -42,7 +42,7 @@ from prefect.events import emit_event
 from prefect.exceptions import FlowPauseTimeout
 from prefect.flow_runs import pause_flow_run, resume_flow_run, suspend_flow_run
 from prefect.input import RunInput
-from prefect.states import Completed, Failed, State
+from prefect.states import Completed, Failed, Running, State
 from pydantic import Field
 
 Kind = Literal["approve-enforcement", "review-appeal"]
@@ -89,6 +89,11 @@ def wait_for_decision(model: type[T], *, timeout_seconds: int, poll_seconds: int
             key="decision",
         )
     except FlowPauseTimeout:
+        # The server would now fail the run itself; take it back to Running so the run can
+        # record the escalation and end with its own TimedOut state.
+        if context is not None and context.flow_run is not None:
+            with get_client(sync_client=True) as client:
+                client.set_flow_run_state(context.flow_run.id, Running(), force=True)
         return None
 
 
