@@ -1,0 +1,37 @@
+"""``caseward serve``: run Caseward's Prefect deployments on this machine (flows imported late)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+
+def serve(
+    host: Annotated[str, typer.Option("--host", help="Address of the local Prefect server.")] = (
+        "127.0.0.1"
+    ),
+    port: Annotated[int, typer.Option("--port", help="Port of the local Prefect server.")] = 4200,
+) -> None:
+    """Start a local Prefect server (SQLite) and serve every deployment of prefect.yaml.
+
+    With PREFECT_API_URL set, serve the deployments against that server instead.
+    """
+    from flows.serve import serve_all
+
+    serve_all(host, port)
+
+
+def demo(
+    apps: Annotated[int, typer.Option("--apps", min=100, help="Apps on the demo platform.")] = 600,
+) -> None:
+    """Play a month of enforcement on a generated platform in about a minute."""
+    from flows.demo import main
+
+    main(apps=apps)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``serve`` and ``demo`` to the root app."""
+    app.command("serve")(serve)
+    app.command("demo")(demo)

@@ -1,0 +1,74 @@
+"""``caseward serve``: a local Prefect server on SQLite and every deployment, on one machine.
+
+With ``PREFECT_API_URL`` already set (a shared Prefect server), only the deployments are
+served. The server's database lives under ``PREFECT_HOME`` (default ``.caseward/prefect``).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+DEFAULT_HOME = Path(".caseward") / "prefect"
+
+
+def local_environment() -> dict[str, str]:
+    """The environment of a local Prefect: its own home, no analytics, no telemetry."""
+    env = dict(os.environ)
+    env.setdefault("PREFECT_HOME", str(DEFAULT_HOME.resolve()))
+    env["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
+    env["DO_NOT_TRACK"] = "1"
+    return env
+
+
+def start_server(host: str, port: int, timeout: float = 90) -> subprocess.Popen[bytes]:
+    """Start ``prefect server start`` and wait until its API answers."""
+    env = local_environment()
+    Path(env["PREFECT_HOME"]).mkdir(parents=True, exist_ok=True)
+    log = (Path(env["PREFECT_HOME"]) / "server.log").open("ab")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "prefect", "server", "start", "--host", host, "--port", str(port)],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://{host}:{port}/api/health"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise RuntimeError(f"the Prefect server exited; see {log.name}")
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return server
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    server.terminate()
+    raise RuntimeError(f"the Prefect server did not answer on {url} within {timeout:.0f}s")
+
+
+def serve_all(host: str = "127.0.0.1", port: int = 4200) -> None:
+    """Serve every deployment of prefect.yaml, starting a local server unless one is set."""
+    server = None
+    if not os.environ.get("PREFECT_API_URL"):
+        print(f"starting a local Prefect server (SQLite) on http://{host}:{port} ...")
+        server = start_server(host, port)
+        os.environ.update(local_environment())
+        os.environ["PREFECT_API_URL"] = f"http://{host}:{port}/api"
+    ui = os.environ["PREFECT_API_URL"].removesuffix("/api")
+    print(f"Prefect UI: {ui}  (deployments, runs, artifacts; Ctrl-C stops)")
+    from prefect import serve
+
+    from flows.deployments import runner_deployments
+
+    try:
+        serve(*runner_deployments())
+    finally:
+        if server is not None:
+            server.terminate()
+            server.wait(timeout=30)
