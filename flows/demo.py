@@ -1,0 +1,234 @@
+"""``make demo``: a month of enforcement on a generated platform, through the real flows.
+
+Embedded defaults only: SQLite and a mail folder under ``.caseward/demo``, Prefect in
+ephemeral mode with its home in ``.caseward/prefect`` (so a Prefect server started later on
+that home shows every run and artifact), and a simulated clock passed to each flow as ``now``.
+Developers' answers are the same service calls the CLI makes.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import os
+import shutil
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+HOME = Path(".caseward")
+DEMO = HOME / "demo"
+T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
+LEAD, REVIEWER = "lead-ann", "lead-bob"
+
+
+def configure() -> None:
+    """Point Caseward and Prefect at the demo's folders, before either reads its settings."""
+    shutil.rmtree(DEMO, ignore_errors=True)
+    (HOME / "prefect").mkdir(parents=True, exist_ok=True)
+    os.environ.update(
+        {
+            "CASEWARD_DATABASE_URL": f"sqlite:///{(DEMO / 'caseward.db').resolve()}",
+            "CASEWARD_EMAIL__BACKEND": "file",
+            "CASEWARD_EMAIL__MAIL_DIR": str((DEMO / "mail").resolve()),
+            "PREFECT_HOME": str((HOME / "prefect").resolve()),
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            "DO_NOT_TRACK": "1",
+            "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
+            "PREFECT_LOGGING_LEVEL": "WARNING",
+        }
+    )
+    for name in ("PREFECT_API_URL", "CASEWARD_NOW", "CASEWARD_LEADS"):
+        os.environ.pop(name, None)
+
+
+def day(n: float) -> str:
+    return (T0 + timedelta(days=n)).isoformat()
+
+
+def say(text: str) -> None:
+    print(f"  {text}", flush=True)
+
+
+def in_background(target: Callable[[], Any]) -> tuple[threading.Thread, list[Any]]:
+    """Run a waiting flow on a thread that keeps this thread's Prefect settings."""
+    box: list[Any] = []
+    context = contextvars.copy_context()
+    thread = threading.Thread(target=context.run, args=(lambda: box.append(target()),))
+    thread.start()
+    return thread, box
+
+
+def decide_in_flow(flow: Any, case_id: int, kind: Any, at: str, decision: str, why: str) -> str:
+    """Start a decision flow, wait for it to pause, answer it as a lead would in the UI."""
+    from flows.hitl import resume_waiting, waiting_runs
+
+    thread, box = in_background(
+        lambda: flow(case_id, timeout_hours=1, poll_seconds=1, now=at, return_state=True)
+    )
+    while not waiting_runs(case_id, kind):
+        time.sleep(0.2)
+    time.sleep(0.5)
+    resume_waiting(case_id, kind, decision, why, REVIEWER)
+    thread.join()
+    return str(box[0].name)
+
+
+def pick_cases() -> dict[str, int]:
+    """The cases of the story: one complies, one ignores (no approval needed), one is banned."""
+    from cases import enforcement, service
+    from cases.db import get_engine, session_scope
+
+    with session_scope(get_engine()) as session:
+        cases = service.list_cases(session)
+        needs = {c.id: enforcement.needs_approval(enforcement.planned_actions(c)) for c in cases}
+        banned = next(c.id for c in cases if c.policy == "duplicate_apps" and needs[c.id])
+        ignores = next(c.id for c in cases if not needs[c.id] and c.id != banned)
+        complies = next(c.id for c in cases if c.id not in {banned, ignores})
+    return {"complies": complies, "ignores": ignores, "banned": banned}
+
+
+def act(fn: Callable[..., Any], **kwargs: Any) -> None:
+    """One developer's or lead's step, in its own unit of work (as the CLI does it)."""
+    from cases.db import get_engine, session_scope
+
+    with session_scope(get_engine()) as session:
+        fn(session, **kwargs)
+
+
+def play(apps: int) -> dict[str, int]:
+    from cases import appeals, lifecycle, service
+    from cases.db import Base, get_engine, session_scope
+    from cases.demo_data import generate
+    from flows.advance import advance_cases
+    from flows.approve_enforcement import approve_enforcement
+    from flows.deliver import deliver_email
+    from flows.detect import detect
+    from flows.report import report
+    from flows.review_appeal import review_appeal
+
+    Base.metadata.create_all(get_engine())
+    generate(DEMO / "snapshot", apps=apps, seed=7)
+    print(f"day 0  generated a platform of ~{apps} apps; starting Prefect (ephemeral) ...")
+    found = detect(snapshot=str(DEMO / "snapshot"), now=day(0))
+    say(f"detect: {found['opened']} case(s) opened")
+    with session_scope(get_engine()) as session:
+        ids = [c.id for c in service.list_cases(session)]
+    for case_id in ids:
+        act(lifecycle.confirm, case_id=case_id, actor=LEAD, reason="evidence reviewed", now=T0)
+    story = pick_cases()
+    say(f"{LEAD} confirmed all {len(ids)}; following cases {story}")
+    advance_cases(now=day(0))
+    deliver_email(now=day(0))
+    say("advance + deliver: outreach e-mailed; the 14-day response window starts")
+
+    print("day 3  a developer fixes the app; the lead verifies")
+    act(
+        lifecycle.report_compliance,
+        case_id=story["complies"],
+        actor="developer",
+        statement="Posting is now limited per user and needs a click.",
+        now=T0 + timedelta(3),
+    )
+    act(
+        lifecycle.resolve,
+        case_id=story["complies"],
+        actor=LEAD,
+        reason="verified: the changes are live",
+        now=T0 + timedelta(4),
+    )
+    deliver_email(now=day(4))
+
+    for n, what in ((15, "change requests"), (38, "reminders"), (46, "deadlines and enforcement")):
+        advance_cases(now=day(n))
+        deliver_email(now=day(n))
+        print(f"day {n} advance + deliver: {what}")
+
+    print("day 47 approve-enforcement flow pauses; a lead approves in its form")
+    state = decide_in_flow(
+        approve_enforcement,
+        story["banned"],
+        "approve-enforcement",
+        day(47),
+        "approve",
+        "several copies of one app; a ban is proportionate",
+    )
+    say(f"approve-enforcement: {state}")
+    advance_cases(now=day(47))
+    deliver_email(now=day(47))
+
+    print("day 50 the developer whose token was revoked appeals")
+    act(
+        appeals.submit_appeal,
+        case_id=story["ignores"],
+        actor="developer",
+        statement="We missed the e-mails; the changes are made now.",
+        now=T0 + timedelta(50),
+    )
+    deliver_email(now=day(50))
+    state = decide_in_flow(
+        review_appeal,
+        story["ignores"],
+        "review-appeal",
+        day(52),
+        "overturn",
+        "changes verified; access restored",
+    )
+    print(f"day 52 review-appeal flow pauses; {REVIEWER} overturns in its form: {state}")
+    deliver_email(now=day(52))
+    report(now=day(52))
+    return story
+
+
+def summary(story: dict[str, int], seconds: float) -> None:
+    from sqlalchemy import select
+
+    from cases import service
+    from cases.db import get_engine, session_scope
+    from cases.models import App, OutboxMessage
+
+    with session_scope(get_engine()) as session:
+        cases = service.list_cases(session)
+        by_status = Counter(c.status.value for c in cases)
+        mails = Counter(session.scalars(select(OutboxMessage.template)))
+        print(f"\nCaseward demo: {len(cases)} cases in {seconds:.0f}s")
+        print(
+            "  cases by final status: "
+            + ", ".join(f"{s} {n}" for s, n in sorted(by_status.items()))
+        )
+        for role, case_id in story.items():
+            case = next(c for c in cases if c.id == case_id)
+            apps = session.scalars(select(App.status).where(App.id.in_([a.id for a in case.apps])))
+            print(
+                f"  case {case_id} ({role}): {case.status.value}, outcome {case.outcome}, "
+                f"apps {', '.join(sorted({a.value for a in apps}))}"
+            )
+    mail_dir = DEMO / "mail"
+    files = sorted(mail_dir.rglob("*.eml"))
+    print(
+        f"  e-mails written: {len(files)} in {mail_dir}/  "
+        + ", ".join(f"{t} {n}" for t, n in sorted(mails.items()))
+    )
+    print("  Prefect UI (runs, case-<id> artifacts, daily-report):")
+    print(
+        f"    PREFECT_HOME={HOME / 'prefect'} .venv/bin/prefect server start  # then open "
+        "http://127.0.0.1:4200"
+    )
+
+
+def main(apps: int = 600) -> None:
+    started = time.perf_counter()
+    configure()
+    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+
+    with temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+        story = play(apps)
+    summary(story, time.perf_counter() - started)
+
+
+if __name__ == "__main__":
+    main(int(sys.argv[1]) if len(sys.argv) > 1 else 600)
