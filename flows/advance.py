@@ -65,7 +65,7 @@ def publish_summary(reports: list[dict[str, Any]], now: str) -> dict[str, Any]:
 def advance_cases(
     now: str | None = None,
     batch_size: int = 500,
-    relay_max_artifacts: int = 300,
+    relay_max_artifacts: int = 100,
 ) -> State:
     """Sweep every step due at ``now`` (default: the current time), then relay the events."""
     at = resolve_now(now)
