@@ -33,9 +33,9 @@ import duckdb
 import pyarrow as pa
 from rapidfuzz import fuzz
 
+from cases.detection.checks import q
 from cases.detection.finding import Finding
 from cases.detection.parties import UnionFind
-from cases.detection.snapshot import q
 from cases.enums import Policy, Severity
 from cases.settings import DetectionSettings
 

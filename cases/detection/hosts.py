@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import duckdb
 
-from cases.detection.snapshot import q
+from cases.detection.checks import q
 from cases.settings import DetectionSettings
 
 RESERVED_TLDS = ("localhost", "test", "example", "invalid", "local", "internal", "lan", "home")

@@ -18,13 +18,16 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from cases.detection.snapshot import Progress, Snapshot
+from cases.enums import AccountStatus, AppStatus
 from cases.models import App, Developer
 
 BATCH = 5000
 
+# {created} is the created_at expression: the timestamp itself, or SQLite's stored text
 DEVELOPERS_SQL = """
-SELECT developer_id, handle, email, created_at FROM developers ORDER BY developer_id
+SELECT developer_id, handle, email, {created} FROM developers ORDER BY developer_id
 """
+SQLITE_TIME = "strftime(created_at, '%Y-%m-%d %H:%M:%S.%f')"
 
 APPS_SQL = """
 WITH last AS (SELECT max(hour) AS h FROM usage),
@@ -33,8 +36,8 @@ recent AS (
     WHERE hour > last.h - INTERVAL 7 DAY GROUP BY app_id
 )
 SELECT a.app_id, a.developer_id, a.name, a.description, a.website, a.callback_urls,
-       a.created_at, a.rate_limit_per_hour, coalesce(r.requests_7d, 0)
-FROM apps a LEFT JOIN recent r USING (app_id)
+       {created}, a.rate_limit_per_hour, coalesce(r.requests_7d, 0)
+FROM (SELECT * FROM apps) a LEFT JOIN recent r USING (app_id)
 ORDER BY a.app_id
 """
 
@@ -63,38 +66,83 @@ def _insert(session: Session, table: Table) -> Any:
 def _upsert(
     session: Session,
     table: Table,
-    key: str,
+    columns: list[str],
+    snapshot: Snapshot,
+    sql: str,
+    status: str,
+    progress: Progress,
+) -> tuple[int, int, int]:
+    """Upsert every row of ``sql`` (first column: the key); returns (rows, new, changed)."""
+    before = session.execute(select(func.count()).select_from(table)).scalar_one()
+    if session.get_bind().dialect.name == "sqlite":
+        rows, written = _sqlite_rows(session, table, columns, snapshot, sql, status, progress)
+    else:
+        rows, written = _core_rows(session, table, columns, snapshot, sql, progress)
+    after = session.execute(select(func.count()).select_from(table)).scalar_one()
+    new = int(after) - int(before)
+    changed = max(written - new, 0) if written >= 0 else -1
+    return rows, new, changed
+
+
+def _core_rows(
+    session: Session,
+    table: Table,
     columns: list[str],
     snapshot: Snapshot,
     sql: str,
     progress: Progress,
-) -> tuple[int, int, int]:
-    """Upsert every row of ``sql``; returns (rows, new, changed)."""
-    before = session.execute(select(func.count()).select_from(table)).scalar_one()
+) -> tuple[int, int]:
+    """Portable path (PostgreSQL): SQLAlchemy core upsert, one executemany per batch."""
     stmt = _insert(session, table)
-    updated = [c for c in columns if c != key]
+    updated = columns[1:]
     stmt = stmt.on_conflict_do_update(
-        index_elements=[table.c[key]],
+        index_elements=[table.c[columns[0]]],
         set_={c: stmt.excluded[c] for c in updated},
         where=or_(*(table.c[c].is_distinct_from(stmt.excluded[c]) for c in updated)),
     )
-    cursor = snapshot.con.execute(sql)
+    cursor = snapshot.con.execute(sql.format(created="created_at"))
     rows = written = 0
-    rowcount_known = True
     while batch := cursor.fetchmany(BATCH):
-        params = [_row(columns, values) for values in batch]
-        result = session.execute(stmt, params)
+        result = session.execute(stmt, [_row(columns, values) for values in batch])
         count = getattr(result, "rowcount", -1)
-        if count is None or count < 0:
-            rowcount_known = False
-        else:
-            written += count
+        written = -1 if written < 0 or count is None or count < 0 else written + count
         rows += len(batch)
         progress(f"registry: {table.name} {rows:,}")
-    after = session.execute(select(func.count()).select_from(table)).scalar_one()
-    new = int(after) - int(before)
-    changed = max(written - new, 0) if rowcount_known else -1
-    return rows, new, changed
+    return rows, written
+
+
+def _sqlite_rows(
+    session: Session,
+    table: Table,
+    columns: list[str],
+    snapshot: Snapshot,
+    sql: str,
+    status: str,
+    progress: Progress,
+) -> tuple[int, int]:
+    """SQLite path: DuckDB formats the values as SQLAlchemy stores them (timestamps as UTC
+    text), so batches go to the driver's ``executemany`` without per-value Python work.
+    The statement is the same upsert as the portable path (``IS NOT`` is SQLite's
+    null-safe inequality); ``status`` only takes its default on insert."""
+    key, updated = columns[0], columns[1:]
+    name = table.name
+    statement = (
+        f"INSERT INTO {name} ({', '.join(columns)}, status) "
+        f"VALUES ({', '.join('?' for _ in columns)}, '{status}') "
+        f"ON CONFLICT ({key}) DO UPDATE SET "
+        + ", ".join(f"{c} = excluded.{c}" for c in updated)
+        + " WHERE "
+        + " OR ".join(f"{name}.{c} IS NOT excluded.{c}" for c in updated)
+    )
+    connection = session.connection()
+    cursor = snapshot.con.execute(sql.format(created=SQLITE_TIME))
+    rows = written = 0
+    while batch := cursor.fetchmany(BATCH * 10):
+        result = connection.exec_driver_sql(statement, batch)
+        written = -1 if written < 0 or result.rowcount < 0 else written + result.rowcount
+        rows += len(batch)
+        progress(f"registry: {name} {rows:,}")
+    return rows, written
 
 
 def _row(columns: list[str], values: tuple[Any, ...]) -> dict[str, Any]:
@@ -116,16 +164,15 @@ def import_registry(
     devs = _upsert(
         session,
         dev_table,
-        "id",
         ["id", "handle", "email", "created_at"],
         snapshot,
         DEVELOPERS_SQL,
+        AccountStatus.ACTIVE.value,
         report,
     )
     apps = _upsert(
         session,
         app_table,
-        "id",
         [
             "id",
             "developer_id",
@@ -139,6 +186,7 @@ def import_registry(
         ],
         snapshot,
         APPS_SQL,
+        AppStatus.ACTIVE.value,
         report,
     )
     return ImportSummary(devs[0], devs[1], devs[2], apps[0], apps[1], apps[2])

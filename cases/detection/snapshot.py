@@ -23,89 +23,19 @@ from types import TracebackType
 
 import duckdb
 
-from cases.detection.contract import FILES, Column, FileSpec, Kind
+from cases.detection.checks import (
+    check,
+    empty_column,
+    ident,
+    native_kind,
+    parquet_column,
+    q,
+    typed,
+)
+from cases.detection.contract import FILES, FileSpec
 from cases.detection.problems import ImportFailed, Problem
 
 Progress = Callable[[str], None]
-
-TS_RE = r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?\s*(Z|z|[+-]\d{2}(:?\d{2})?)"
-EMAIL_RE = r"[^@\s]+@[^@\s]+\.[^@\s.]+"
-URL_RE = r"(?i)https?://([a-z0-9._~%!$&'()*+,;=:-]*@)?([a-z0-9-]+(\.[a-z0-9-]+)*\.?|\[[0-9a-f:.]+\])(:\d{1,5})?([/?#]\S*)?"
-CALLBACK_RE = r"[A-Za-z][A-Za-z0-9+.\-]*://\S+"
-
-
-def q(value: str) -> str:
-    """An SQL string literal."""
-    return "'" + value.replace("'", "''") + "'"
-
-
-def ident(name: str) -> str:
-    """An SQL identifier."""
-    return '"' + name.replace('"', '""') + '"'
-
-
-def _check(col: Column) -> tuple[str, str] | None:
-    """(predicate that is true for a bad value, SQL expression of its message)."""
-    v = ident(col.name)
-    shown = f"' (got ' || coalesce(''''||left({v}, 60)||'''', 'nothing') || ')'"
-    match col.kind:
-        case Kind.TEXT:
-            return None
-        case Kind.ID | Kind.REQUIRED_TEXT:
-            return f"({v} IS NULL OR trim({v}) = '')", "'is empty'"
-        case Kind.EMAIL:
-            bad = f"({v} IS NULL OR NOT regexp_full_match(trim({v}), {q(EMAIL_RE)}))"
-            return bad, "'not an e-mail address'" + " || " + shown
-        case Kind.URL:
-            bad = f"(trim({v}) <> '' AND NOT regexp_full_match(trim({v}), {q(URL_RE)}))"
-            return bad, "'not an http(s) URL'" + " || " + shown
-        case Kind.URLS:
-            pattern = f"{CALLBACK_RE}( {CALLBACK_RE})*"
-            bad = f"(trim({v}) <> '' AND NOT regexp_full_match({v}, {q(pattern)}))"
-            return bad, "'not URLs separated by single spaces'" + " || " + shown
-        case Kind.TIMESTAMP:
-            bad = (
-                f"({v} IS NULL OR NOT regexp_full_match(trim({v}), {q(TS_RE)})"
-                f" OR try_cast(trim({v}) AS TIMESTAMPTZ) IS NULL)"
-            )
-            return bad, "'not an ISO 8601 timestamp with offset or Z'" + " || " + shown
-        case Kind.COUNT:
-            bad = f"({v} IS NULL OR NOT regexp_full_match(trim({v}), '\\d{{1,18}}'))"
-            msg = (
-                f"CASE WHEN regexp_full_match(trim({v}), '-\\d+') "
-                f"THEN 'is negative: counts are integers >= 0' "
-                f"ELSE 'not an integer >= 0' END || {shown}"
-            )
-            return bad, msg
-        case Kind.LIMIT:
-            bad = (
-                f"(trim({v}) <> '' AND (NOT regexp_full_match(trim({v}), '\\d{{1,18}}')"
-                f" OR try_cast(trim({v}) AS BIGINT) < 1))"
-            )
-            return bad, "'not an integer >= 1'" + " || " + shown
-        case Kind.ENUM:
-            choices = ", ".join(q(c) for c in col.choices)
-            bad = f"({v} IS NULL OR {v} NOT IN ({choices}))"
-            return bad, f"'not one of {'/'.join(col.choices)}' || {shown}"
-    raise AssertionError(col.kind)
-
-
-def _typed(col: Column, present: bool) -> str:
-    """The typed projection of a raw text column (NULL where invalid)."""
-    v = ident(col.name)
-    if not present:
-        return f"NULL::BIGINT AS {v}"
-    match col.kind:
-        case Kind.TIMESTAMP:
-            return f"try_cast(trim({v}) AS TIMESTAMPTZ) AT TIME ZONE 'UTC' AS {v}"
-        case Kind.COUNT | Kind.LIMIT:
-            return f"try_cast(nullif(trim({v}), '') AS BIGINT) AS {v}"
-        case Kind.TEXT | Kind.URL | Kind.URLS:
-            return f"coalesce({v}, '') AS {v}"
-        case Kind.EMAIL:
-            return f"trim({v}) AS {v}"
-        case _:
-            return f"{v} AS {v}"
 
 
 @dataclass
@@ -114,6 +44,7 @@ class _Source:
     path: Path | None = None
     parquet: bool = False
     columns: list[str] = field(default_factory=list)
+    native: dict[str, str] = field(default_factory=dict)  # Parquet columns of native type
     loaded: bool = False  # raw table exists with trustworthy row order
     _newlines: bool | None = None
 
@@ -281,7 +212,11 @@ class _Validator:
                 (str(r[0]), str(r[1]))
                 for r in self.con.execute(f"DESCRIBE SELECT * FROM read_parquet({path})").fetchall()
             )
-            select = ", ".join(_parquet_text(c, types[c]) for c in source.columns)
+            present = [c for c in spec.columns if c.name in seen]
+            source.native = {
+                c.name: kind for c in present if (kind := native_kind(c, types[c.name]))
+            }
+            select = ", ".join(parquet_column(c, types[c.name]) for c in present)
             try:
                 self.con.execute(f"CREATE TABLE {raw} AS SELECT {select} FROM read_parquet({path})")
             except duckdb.Error as exc:
@@ -350,9 +285,10 @@ class _Validator:
     def _check_values(self, source: _Source) -> None:
         raw = ident("raw_" + source.spec.name)
         checks = [
-            (col.name, check)
+            (col.name, found)
             for col in source.spec.columns
-            if col.name in source.columns and (check := _check(col)) is not None
+            if col.name in source.columns
+            and (found := check(col, source.native.get(col.name))) is not None
         ]
         if not checks:
             return
@@ -382,13 +318,15 @@ class _Validator:
         spec = source.spec
         table = ident(spec.name)
         if source.loaded:
-            select = ", ".join(_typed(c, c.name in source.columns) for c in spec.columns)
+            select = ", ".join(
+                typed(c, c.name in source.columns, source.native.get(c.name)) for c in spec.columns
+            )
             self.con.execute(
                 f"CREATE TABLE {table} AS SELECT rowid AS rn, {select} "
                 f"FROM {ident('raw_' + spec.name)}"
             )
         else:
-            cols = ", ".join(_empty_column(c) for c in spec.columns)
+            cols = ", ".join(empty_column(c) for c in spec.columns)
             self.con.execute(f"CREATE TABLE {table} AS SELECT 0::BIGINT AS rn, {cols} LIMIT 0")
 
     def _check_key(self, source: _Source) -> None:
@@ -447,23 +385,3 @@ class _Validator:
             ]
             self._report(source, detail)
             self.total += int(row[0]) - len(detail)
-
-
-def _parquet_text(name: str, duck_type: str) -> str:
-    """A Parquet column as the text the CSV reader would have produced."""
-    v = ident(name)
-    upper = duck_type.upper()
-    if upper.startswith("TIMESTAMP WITH TIME ZONE"):
-        return f"strftime({v} AT TIME ZONE 'UTC', '%Y-%m-%dT%H:%M:%S.%fZ') AS {v}"
-    if upper.startswith("TIMESTAMP"):  # Parquet instants without a zone are UTC
-        return f"strftime({v}, '%Y-%m-%dT%H:%M:%S.%fZ') AS {v}"
-    return f"CAST({v} AS VARCHAR) AS {v}"
-
-
-def _empty_column(col: Column) -> str:
-    duck = {
-        Kind.TIMESTAMP: "TIMESTAMP",
-        Kind.COUNT: "BIGINT",
-        Kind.LIMIT: "BIGINT",
-    }.get(col.kind, "VARCHAR")
-    return f"NULL::{duck} AS {ident(col.name)}"
