@@ -78,11 +78,15 @@ class _Plant:
     next_value: int = 0
 
     def brand(self) -> str:
+        """A made-up brand name not used before (longer once short ones run out)."""
+        tries = 0
         while True:
-            name = "".join(self.rng.choice(SYL) for _ in range(3)).capitalize()
+            length = 3 + tries // 8
+            name = "".join(self.rng.choice(SYL) for _ in range(length)).capitalize()
             if name not in self.used_brands:
                 self.used_brands.add(name)
                 return name
+            tries += 1
 
     def dev(self, *links: str) -> str:
         dev_id = f"d{self.next_dev}"
