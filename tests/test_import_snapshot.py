@@ -6,7 +6,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import Engine, select, update
 
 from cases.db import session_scope
 from cases.detection.problems import ImportFailed
@@ -195,3 +195,26 @@ def test_requests_7d_counts_the_last_week(tmp_path: Path) -> None:
     with session_scope(engine) as session:
         app = session.get(App, "a-1")
         assert app is not None and app.requests_7d == 1000
+
+
+def test_reimport_on_each_backend(engine: Engine, tmp_path: Path) -> None:
+    """The SQLite fast path and the portable (PostgreSQL) path agree."""
+    b = base()
+    with open_snapshot(b.write(tmp_path / "s1")) as snap, session_scope(engine) as session:
+        first = import_registry(session, snap)
+    with session_scope(engine) as session:
+        session.execute(update(App).where(App.id == "a-2").values(status="restricted"))
+    b.rows["apps"][1][2] = "Quote Bot 2"
+    b.developer("d-3").app("a-3", "d-3", "New App")
+    with open_snapshot(b.write(tmp_path / "s2")) as snap, session_scope(engine) as session:
+        second = import_registry(session, snap)
+    with open_snapshot(tmp_path / "s2") as snap, session_scope(engine) as session:
+        third = import_registry(session, snap)
+    assert (first.apps_new, first.developers_new) == (2, 2)
+    assert (second.apps_new, second.apps_changed, second.developers_changed) == (1, 1, 0)
+    assert (third.apps_new, third.apps_changed) == (0, 0)
+    with session_scope(engine) as session:
+        app = session.get(App, "a-2")
+        assert app is not None
+        assert (app.name, app.status, app.rate_limit_per_hour) == ("Quote Bot 2", "restricted", 500)
+        assert app.created_at.isoformat() == "2025-02-01T00:00:00+00:00"

@@ -100,12 +100,12 @@ def _core_rows(
         set_={c: stmt.excluded[c] for c in updated},
         where=or_(*(table.c[c].is_distinct_from(stmt.excluded[c]) for c in updated)),
     )
+    stmt = stmt.returning(table.c[columns[0]])  # rows inserted or changed, not skipped ones
     cursor = snapshot.con.execute(sql.format(created="created_at"))
     rows = written = 0
     while batch := cursor.fetchmany(BATCH):
         result = session.execute(stmt, [_row(columns, values) for values in batch])
-        count = getattr(result, "rowcount", -1)
-        written = -1 if written < 0 or count is None or count < 0 else written + count
+        written += len(result.all())
         rows += len(batch)
         progress(f"registry: {table.name} {rows:,}")
     return rows, written
