@@ -105,10 +105,10 @@ def main() -> None:
     workdir = Path(args.workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     print(
-        "| apps | developers | usage rows | snapshot | format | detect wall | peak RSS "
-        "| findings | generate |"
+        "| apps | developers | usage rows | snapshot | format | detect wall | detect CPU "
+        "| peak RSS | findings | generate |"
     )
-    print("|---:|---:|---:|---:|---|---:|---:|---:|---:|")
+    print("|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|")
     for size in (int(s) for s in args.sizes.split(",")):
         r = bench(size, args.format, workdir, args.seed)
         print(
