@@ -123,6 +123,34 @@ def send_outreach(session: Session, *, case: Case, now: datetime) -> Case:
     return case
 
 
+def _change_request(
+    session: Session,
+    *,
+    case: Case,
+    op: Op,
+    actor: str,
+    reason: str,
+    now: datetime,
+    changes: Sequence[str],
+    context: dict[str, object] | None = None,
+) -> Case:
+    """A new change request and the move that sends it; its deadline starts on delivery."""
+    check_transition(op, case.status)
+    asked = list(changes)
+    session.add(ChangeRequest(case_id=case.id, changes=asked, requested_at=now))
+    transition(
+        session,
+        case=case,
+        op=op,
+        actor=actor,
+        reason=reason,
+        now=now,
+        data={"changes": asked},
+        email_context={"changes": asked, **(context or {})},
+    )
+    return case
+
+
 def request_changes(
     session: Session,
     *,
@@ -132,20 +160,19 @@ def request_changes(
     now: datetime,
     changes: Sequence[str] | None = None,
 ) -> Case:
-    """Ask for specific feature changes; the deadline starts when the request is delivered."""
+    """Ask for specific feature changes (the policy's defaults unless a lead names them)."""
+    if actor != SYSTEM:
+        require_lead(actor, get_settings())
     asked = list(changes) if changes else get_catalog().entry(case.policy).required_changes
-    session.add(ChangeRequest(case_id=case.id, changes=asked, requested_at=now))
-    transition(
+    return _change_request(
         session,
         case=case,
         op=Op.REQUEST_CHANGES,
         actor=actor,
         reason=reason,
         now=now,
-        data={"changes": asked},
-        email_context={"changes": asked},
+        changes=asked,
     )
-    return case
 
 
 def acknowledge(
@@ -161,17 +188,9 @@ def acknowledge(
 def report_compliance(
     session: Session, *, case_id: int, actor: str, statement: str, now: datetime
 ) -> Case:
-    """The developer says the changes are made; the deadline stops until a lead verifies."""
+    """The developer says the changes are made; no deadline runs while a lead verifies."""
     case = get_or_raise(session, case_id=case_id, lock=True)
-    transition(
-        session,
-        case=case,
-        op=Op.REPORT_COMPLIANCE,
-        actor=actor,
-        reason=statement,
-        now=now,
-        changes={"deadline": case.deadline},
-    )
+    transition(session, case=case, op=Op.REPORT_COMPLIANCE, actor=actor, reason=statement, now=now)
     _answer(session, case_id=case.id, response="compliance_reported", text=statement, now=now)
     return case
 
@@ -185,30 +204,25 @@ def _answer(session: Session, *, case_id: int, response: str, text: str, now: da
 def reject_compliance(
     session: Session, *, case_id: int, actor: str, reason: str, now: datetime
 ) -> Case:
-    """A lead finds the changes incomplete: back to the request, with at least reopen_days."""
-    settings = get_settings()
-    require_lead(actor, settings)
+    """A lead finds the reported changes incomplete: a new change request, with the reason.
+
+    Its deadline starts when it is delivered, like any change request, so a developer is
+    never enforced on without having been told what is still missing.
+    """
+    require_lead(actor, get_settings())
     case = get_or_raise(session, case_id=case_id, lock=True)
-    floor = now + timedelta(days=settings.deadlines.reopen_days)
-    deadline = max(case.deadline, floor) if case.deadline else floor
-    transition(
+    previous = latest_change_request(session, case_id=case.id)
+    asked = previous.changes if previous else get_catalog().entry(case.policy).required_changes
+    return _change_request(
         session,
         case=case,
         op=Op.REJECT_COMPLIANCE,
         actor=actor,
         reason=reason,
         now=now,
-        changes={
-            "deadline": deadline,
-            "next_reminder_at": next_reminder(
-                deadline, settings.deadlines.reminder_offsets_days, now
-            ),
-        },
+        changes=asked,
+        context={"decision_reason": reason},
     )
-    request = latest_change_request(session, case_id=case.id)
-    if request is not None:
-        request.due_at = deadline
-    return case
 
 
 def resolve(session: Session, *, case_id: int, actor: str, reason: str, now: datetime) -> Case:
@@ -269,7 +283,8 @@ def extend(
 
 def send_reminder(session: Session, *, case: Case, now: datetime) -> Case:
     offsets = get_settings().deadlines.reminder_offsets_days
-    assert case.deadline is not None
+    if case.deadline is None:
+        raise GuardFailed(f"case {case.id} has no running deadline to remind of")
     record_event(
         session,
         case=case,

@@ -36,9 +36,6 @@ class DeadlineSettings(BaseModel):
         description="Reminders sent this many days before a change deadline.",
     )
     extension_days: int = Field(14, ge=1, description="Days one granted extension adds.")
-    reopen_days: int = Field(
-        7, ge=1, description="Days given when a lead rejects a developer's compliance report."
-    )
     appeal_window_days: int = Field(
         180, ge=1, description="Days after the enforcement notice in which an appeal is accepted."
     )
@@ -104,9 +101,20 @@ class DetectionSettings(BaseModel):
     )
     path_scoped_hosts: list[str] = Field(
         default_factory=lambda: [
-            "github.com", "gitlab.com", "bitbucket.org", "twitter.com", "x.com",
-            "facebook.com", "instagram.com", "linkedin.com", "medium.com", "youtube.com",
-            "t.me", "sites.google.com", "play.google.com", "apps.apple.com",
+            "github.com",
+            "gitlab.com",
+            "bitbucket.org",
+            "twitter.com",
+            "x.com",
+            "facebook.com",
+            "instagram.com",
+            "linkedin.com",
+            "medium.com",
+            "youtube.com",
+            "t.me",
+            "sites.google.com",
+            "play.google.com",
+            "apps.apple.com",
         ],
         description="Hosts of profiles and stores: the path (not the host) names the service.",
     )
@@ -118,10 +126,43 @@ class DetectionSettings(BaseModel):
     )
     duplicate_generic_name_words: list[str] = Field(
         default_factory=lambda: [
-            "test", "testing", "app", "apps", "application", "my", "bot", "demo", "sample",
-            "example", "api", "client", "new", "first", "hello", "world", "project", "tool",
-            "the", "a", "of", "for", "and", "v1", "v2", "1", "2", "3", "personal", "dev",
-            "development", "staging", "stage", "prod", "production", "twitter", "tweet",
+            "test",
+            "testing",
+            "app",
+            "apps",
+            "application",
+            "my",
+            "bot",
+            "demo",
+            "sample",
+            "example",
+            "api",
+            "client",
+            "new",
+            "first",
+            "hello",
+            "world",
+            "project",
+            "tool",
+            "the",
+            "a",
+            "of",
+            "for",
+            "and",
+            "v1",
+            "v2",
+            "1",
+            "2",
+            "3",
+            "personal",
+            "dev",
+            "development",
+            "staging",
+            "stage",
+            "prod",
+            "production",
+            "twitter",
+            "tweet",
         ],
         description="Words that say nothing about a service: names made only of these are "
         "generic and never make apps duplicates.",
@@ -138,7 +179,9 @@ class DetectionSettings(BaseModel):
         3, ge=1, description="At most this many labelled dev/staging/prod apps are allowed."
     )
     duplicate_pairwise_max_party_apps: int = Field(
-        200, ge=2, description="Parties up to this size compare all their apps; larger ones "
+        200,
+        ge=2,
+        description="Parties up to this size compare all their apps; larger ones "
         "compare only apps sharing a blocking key (name, host, description start).",
     )
     circumvention_min_handoffs: int = Field(

@@ -90,8 +90,12 @@ TRANSITIONS: dict[Op, TransitionSpec] = {
     Op.REPORT_COMPLIANCE: TransitionSpec(
         frozenset({S.OUTREACH_SENT, S.CHANGES_REQUESTED}), S.COMPLIANCE_REPORTED
     ),
+    # a rejected report is a new change request: a new notice, a new deadline on delivery
     Op.REJECT_COMPLIANCE: TransitionSpec(
-        frozenset({S.COMPLIANCE_REPORTED}), S.CHANGES_REQUESTED, lead_only=True
+        frozenset({S.COMPLIANCE_REPORTED}),
+        S.CHANGES_REQUESTED,
+        (EmailTemplate.FEATURE_CHANGE_REQUEST,),
+        lead_only=True,
     ),
     Op.RESOLVE: TransitionSpec(
         frozenset({S.OUTREACH_SENT, S.CHANGES_REQUESTED, S.COMPLIANCE_REPORTED}),

@@ -241,15 +241,48 @@ def test_enforcement_before_the_change_deadline_is_refused(engine: Engine) -> No
     )
 
 
-def test_enforcement_without_a_delivered_change_request_is_refused(engine: Engine) -> None:
-    """Outreach → compliance reported → rejected: a deadline, but no change request sent."""
+def test_a_rejected_report_is_a_new_change_request_with_its_own_deadline(engine: Engine) -> None:
+    """Outreach → compliance reported → rejected: the developer is told, then the clock runs."""
     case_id = f.case_in(engine, S.OUTREACH_SENT)
     with session_scope(engine) as session:
         lifecycle.report_compliance(session, case_id=case_id, actor="dev", statement="x", now=T0)
     with session_scope(engine) as session:
-        lifecycle.reject_compliance(session, case_id=case_id, actor="lead-ann", reason="no", now=T0)
+        lifecycle.reject_compliance(
+            session, case_id=case_id, actor="lead-ann", reason="still spamming", now=T0
+        )
+    refused(
+        engine,
+        case_id,
+        lambda s: lifecycle.escalate(s, case=locked(s, case_id), now=LATE),
+        GuardFailed,
+        "deadline has not passed",
+    )
+    f.deliver_pending(engine, now=T0 + days(1))
     with session_scope(engine) as session:
-        lifecycle.escalate(session, case=locked(session, case_id), now=LATE)
+        case = service.get_or_raise(session, case_id=case_id)
+        assert case.deadline == T0 + days(31)
+        body = session.scalars(
+            select(OutboxMessage.text_body).where(OutboxMessage.case_id == case_id)
+        ).all()[-1]
+        assert "still spamming" in body
+    with session_scope(engine) as session:
+        lifecycle.escalate(session, case=locked(session, case_id), now=T0 + days(32))
+    with session_scope(engine) as session:
+        lifecycle.enforce(
+            session,
+            case=locked(session, case_id),
+            adapter=RegistryAdapter(session),
+            now=T0 + days(32),
+        )
+    with session_scope(engine) as session:
+        assert service.get_or_raise(session, case_id=case_id).status is S.ENFORCED
+
+
+def test_enforcement_without_a_delivered_change_request_is_refused(engine: Engine) -> None:
+    """Defence in depth: a due enforcement whose change request has no delivery record."""
+    case_id = f.case_in(engine, S.ENFORCEMENT_DUE)
+    with session_scope(engine) as session:
+        lifecycle.latest_change_request(session, case_id=case_id).notified_at = None  # type: ignore[union-attr]
     refused(
         engine,
         case_id,

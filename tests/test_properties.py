@@ -200,8 +200,7 @@ class CaseMachine(RuleBasedStateMachine):
                 )
             )
             running = case.status in TIMERS and not unsent
-            if case.status is not CaseStatus.COMPLIANCE_REPORTED:  # its deadline is paused
-                assert (case.deadline is not None) == running, (case.status, entering.kind)
+            assert (case.deadline is not None) == running, (case.status, entering.kind)
             if case.next_reminder_at is not None:
                 assert case.status is CaseStatus.CHANGES_REQUESTED
                 assert case.deadline is not None and case.next_reminder_at < case.deadline
