@@ -44,13 +44,14 @@ def _env(db: Path, prefect_home: Path) -> dict[str, str]:
 
 def setup(n: int) -> None:
     """N confirmed cases; the first half already past their outreach window."""
-    from sqlalchemy import update
+    from sqlalchemy import func, select, update
 
     from cases import lifecycle, service
     from cases.db import Base, get_engine, session_scope
     from cases.enums import Policy
-    from cases.models import App, Case, Developer
+    from cases.models import App, Case, CaseEvent, Developer, RelayCursor
     from cases.schemas import CaseCreate
+    from flows._relay import ARTIFACTS_CURSOR, EVENTS_CURSOR
 
     engine = get_engine()
     Base.metadata.create_all(engine)
@@ -87,12 +88,15 @@ def setup(n: int) -> None:
                 lifecycle.confirm(session, case_id=case.id, actor="lead", reason="ok", now=T0)
                 if i < n // 2:
                     lifecycle.send_outreach(session, case=case, now=T0)
-        with session_scope(engine) as session:
-            session.execute(
-                update(Case)
-                .where(Case.status == "outreach_sent")
-                .values(deadline=T0 + timedelta(14))
-            )
+    with session_scope(engine) as session:
+        session.execute(
+            update(Case).where(Case.status == "outreach_sent").values(deadline=T0 + timedelta(14))
+        )
+        # the set-up is history: the timed run relays only the events of its own sweep
+        last = session.scalar(select(func.max(CaseEvent.id))) or 0
+        session.add_all(
+            RelayCursor(name=name, last_event_id=last) for name in (EVENTS_CURSOR, ARTIFACTS_CURSOR)
+        )
 
 
 def run(mode: str) -> dict[str, float]:
