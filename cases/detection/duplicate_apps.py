@@ -81,6 +81,8 @@ def _prepare(con: duckdb.DuckDBPyConnection, settings: DetectionSettings) -> Non
         SELECT app_id, developer_id, party_id, name, description, website, callback_urls,
             created_at,
             array_to_string(ncore, ' ') AS name_core,
+            array_to_string(list_sort(ncore), ' ') AS name_sorted,
+            list_distinct(dcore) AS dwords,
             array_to_string(dcore, ' ') AS desc_core,
             coalesce(ncore[1], '') AS first_word,
             CASE WHEN len(nlabels) = 1 THEN nlabels[1] END AS name_label,
@@ -126,11 +128,20 @@ pairs AS (SELECT * FROM small UNION SELECT * FROM large UNION SELECT a_id, b_id 
 SELECT p.a_id, p.b_id, h.hosts FROM pairs p LEFT JOIN host_pairs h USING (a_id, b_id)
 """
 
+# The WHERE clause only drops pairs that cannot reach a threshold: rapidfuzz's ratio is
+# 1 - indel / (len a + len b) and indel >= levenshtein, and the description score is at most
+# the word-set Jaccard index. So Python scores a handful of pairs, not every candidate.
 COMPARE_SQL = """
 SELECT p.a_id, p.b_id, p.hosts, a.name_core, b.name_core, a.generic OR b.generic,
        a.desc_core, b.desc_core, a.informative AND b.informative
 FROM dup_pairs p JOIN dup_apps a ON a.app_id = p.a_id JOIN dup_apps b ON b.app_id = p.b_id
-WHERE p.hosts IS NOT NULL OR NOT (a.generic OR b.generic) OR (a.informative AND b.informative)
+WHERE p.hosts IS NOT NULL
+   OR (NOT (a.generic OR b.generic)
+       AND 1 - levenshtein(a.name_sorted, b.name_sorted)
+           / nullif(length(a.name_sorted) + length(b.name_sorted), 0)::DOUBLE >= $name_min)
+   OR (a.informative AND b.informative
+       AND len(list_intersect(a.dwords, b.dwords))
+           / nullif(len(list_distinct(list_concat(a.dwords, b.dwords))), 0)::DOUBLE >= $desc_min)
 """
 
 
@@ -139,7 +150,8 @@ def _links(con: duckdb.DuckDBPyConnection, settings: DetectionSettings) -> list[
     name_min = settings.duplicate_name_similarity
     desc_min = settings.duplicate_description_similarity
     links: list[dict[str, Any]] = []
-    reader = con.sql(COMPARE_SQL).to_arrow_reader(BATCH)
+    params = {"name_min": name_min, "desc_min": desc_min}
+    reader = con.sql(COMPARE_SQL, params=params).to_arrow_reader(BATCH)
     for batch in reader:
         columns = [batch.column(i).to_pylist() for i in range(batch.num_columns)]
         for a_id, b_id, hosts, a_name, b_name, generic, a_desc, b_desc, informative in zip(

@@ -13,6 +13,8 @@ Only ``http(s)`` URLs carry a host: a custom-scheme callback (``myapp://cb``) na
 
 from __future__ import annotations
 
+import re
+
 import duckdb
 
 from cases.detection.checks import q
@@ -21,7 +23,7 @@ from cases.settings import DetectionSettings
 RESERVED_TLDS = ("localhost", "test", "example", "invalid", "local", "internal", "lan", "home")
 PRIVATE_IP_RE = (
     r"^(127\.|10\.|0\.|169\.254\.|192\.168\.|172\.(1[6-9]|2\d|3[01])\.)"
-    r"|^\[?(::1|::|fe80:|fc|fd)"
+    r"|^\[(::1\]|::\]|fe80:|fc|fd)"
 )
 
 
@@ -30,17 +32,17 @@ def _sql_list(values: list[str] | tuple[str, ...]) -> str:
 
 
 def placeholder_predicate(column: str, settings: DetectionSettings) -> str:
-    """SQL true when the host in ``column`` identifies no service."""
-    placeholders = _sql_list(settings.placeholder_hosts)
-    shared = _sql_list(settings.shared_hosting_suffixes)
-    tld_re = q(r"(^|\.)(" + "|".join(RESERVED_TLDS) + r")$")
-    return (
-        f"({column} = '' OR list_contains({placeholders}, {column}) "
-        f"OR list_contains({shared}, {column}) "
-        f"OR len(list_filter({placeholders}, lambda p: ends_with({column}, '.' || p))) > 0 "
-        f"OR regexp_matches({column}, {q(PRIVATE_IP_RE)}) "
-        f"OR regexp_matches({column}, {tld_re}))"
+    """SQL true when the host in ``column`` identifies no service (one regular expression)."""
+
+    def alternation(values: list[str] | tuple[str, ...]) -> str:
+        return "|".join(re.escape(v.lower()) for v in values)
+
+    pattern = (
+        f"^$|^({alternation(settings.shared_hosting_suffixes)})$"
+        f"|(^|\\.)({alternation(settings.placeholder_hosts)})$"
+        f"|(^|\\.)({alternation(RESERVED_TLDS)})$|{PRIVATE_IP_RE}"
     )
+    return f"regexp_matches({column}, {q(pattern)})"
 
 
 def build_app_hosts(con: duckdb.DuckDBPyConnection, settings: DetectionSettings) -> None:
