@@ -27,7 +27,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check cases flows tests benchmarks
 
 typecheck: $(STAMP)
-	$(BIN)/mypy cases
+	$(BIN)/mypy cases flows
 
 serve: $(STAMP)
 	$(BIN)/caseward serve

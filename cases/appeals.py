@@ -18,7 +18,7 @@ from cases.models import Appeal, Case
 from cases.platform.base import PlatformAdapter
 from cases.service import get_or_raise, transition
 from cases.settings import get_settings
-from cases.states import Op, check_transition
+from cases.states import CaseStatus, Op, check_transition
 
 
 def submit_appeal(
@@ -45,6 +45,11 @@ def submit_appeal(
     )
     transition(session, case=case, op=Op.SUBMIT_APPEAL, actor=actor, reason=statement, now=now)
     return case
+
+
+def awaiting_review(session: Session, *, case_id: int) -> bool:
+    """Whether the case has an appeal nobody has decided yet."""
+    return get_or_raise(session, case_id=case_id).status is CaseStatus.APPEALED
 
 
 def decide_appeal(

@@ -58,6 +58,7 @@ class Outcome(StrEnum):
 
     DISMISSED = "dismissed"
     RESOLVED = "resolved"
+    DECLINED = "declined"
     ENFORCED = "enforced"
     UPHELD = "upheld"
     OVERTURNED = "overturned"

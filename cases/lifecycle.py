@@ -490,6 +490,37 @@ def approve_enforcement(
     return case
 
 
+def awaiting_approval(session: Session, *, case_id: int) -> bool:
+    """Whether the case's planned enforcement is waiting for a lead's decision."""
+    case = get_or_raise(session, case_id=case_id)
+    planned = enforcement_service.get_for_case(session, case_id=case_id)
+    return (
+        case.status is CaseStatus.ENFORCEMENT_DUE
+        and planned is not None
+        and planned.requires_approval
+        and not planned.approved_by
+    )
+
+
+def decline_enforcement(
+    session: Session, *, case_id: int, actor: str, reason: str, now: datetime
+) -> Case:
+    """A lead decides against a planned enforcement before it runs: nothing is applied."""
+    require_lead(actor, get_settings())
+    case = get_or_raise(session, case_id=case_id, lock=True)
+    transition(
+        session,
+        case=case,
+        op=Op.DECLINE_ENFORCEMENT,
+        actor=actor,
+        reason=reason,
+        now=now,
+        changes={"outcome": "declined"},
+        email_context={"decision_reason": reason},
+    )
+    return case
+
+
 def enforce(session: Session, *, case: Case, adapter: PlatformAdapter, now: datetime) -> Case:
     """Apply the planned actions and send the notice; every fairness guard is checked here."""
     check_transition(Op.ENFORCE, case.status)

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from collections import Counter
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from cases import enforcement, service
 from cases.errors import NotFound
-from cases.models import App, Appeal, ChangeRequest, Developer
+from cases.models import App, Appeal, Case, ChangeRequest, Developer, PlatformAction
 from cases.schemas import (
     AppealRead,
     AppRead,
@@ -16,6 +20,7 @@ from cases.schemas import (
     EnforcementRead,
     EventRead,
 )
+from cases.states import TERMINAL
 
 
 def case_detail(session: Session, *, case_id: int) -> CaseDetail:
@@ -52,3 +57,43 @@ def app_detail(session: Session, *, app_id: str) -> AppRead:
         developer_status=owner.status.value,
         cases=[service.to_read(c) for c in service.list_cases(session, app_id=app_id)],
     )
+
+
+def daily_report(session: Session, *, now: datetime) -> dict[str, Any]:
+    """Open cases by policy and status, this week's deadlines, action and appeal outcomes."""
+    open_cases = session.execute(
+        select(Case.policy, Case.status, func.count())
+        .where(Case.status.not_in(TERMINAL))
+        .group_by(Case.policy, Case.status)
+        .order_by(Case.policy, Case.status)
+    ).all()
+    due = session.execute(
+        select(Case.id, Case.policy, Case.status, Case.deadline)
+        .where(Case.deadline >= now, Case.deadline < now + timedelta(days=7))
+        .order_by(Case.deadline)
+        .limit(200)
+    ).all()
+    actions = session.execute(
+        select(PlatformAction.kind, PlatformAction.status, func.count()).group_by(
+            PlatformAction.kind, PlatformAction.status
+        )
+    ).all()
+    appeals: Counter[str] = Counter(
+        {
+            str(status): count
+            for status, count in session.execute(
+                select(Appeal.status, func.count()).group_by(Appeal.status)
+            ).all()
+        }
+    )
+    decided = appeals["upheld"] + appeals["overturned"]
+    return {
+        "open": [{"policy": p, "status": s.value, "cases": n} for p, s, n in open_cases],
+        "deadlines": [
+            {"case": i, "policy": p, "status": s.value, "deadline": d.isoformat() if d else None}
+            for i, p, s, d in due
+        ],
+        "actions": [{"action": k.value, "status": s.value, "count": n} for k, s, n in actions],
+        "appeals": dict(appeals),
+        "overturn_rate": appeals["overturned"] / decided if decided else None,
+    }

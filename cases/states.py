@@ -42,6 +42,7 @@ class Op(StrEnum):
     RESOLVE = "resolve"
     ESCALATE = "escalate"
     APPROVE_URGENT = "approve_urgent"
+    DECLINE_ENFORCEMENT = "decline_enforcement"
     ENFORCE = "enforce"
     SUBMIT_APPEAL = "submit_appeal"
     UPHOLD = "uphold"
@@ -105,6 +106,10 @@ TRANSITIONS: dict[Op, TransitionSpec] = {
     ),
     Op.ESCALATE: TransitionSpec(frozenset({S.CHANGES_REQUESTED}), S.ENFORCEMENT_DUE),
     Op.APPROVE_URGENT: TransitionSpec(ACTIVE_BEFORE_ENFORCEMENT, S.ENFORCEMENT_DUE, lead_only=True),
+    # a lead decides against a planned enforcement before it runs
+    Op.DECLINE_ENFORCEMENT: TransitionSpec(
+        frozenset({S.ENFORCEMENT_DUE}), S.RESOLVED, (EmailTemplate.CASE_RESOLVED,), lead_only=True
+    ),
     # the enforcement notice depends on the actions taken: see ENFORCEMENT_NOTICES
     Op.ENFORCE: TransitionSpec(frozenset({S.ENFORCEMENT_DUE}), S.ENFORCED),
     Op.SUBMIT_APPEAL: TransitionSpec(

@@ -11,12 +11,10 @@ from typing import Any
 
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
-from prefect.events import emit_event
-from prefect.states import State
+from prefect.client.schemas.objects import State
 
-from cases import enforcement, lifecycle, service
-from cases.states import CaseStatus
-from flows._relay import case_resource, relay_case_events
+from cases import lifecycle
+from flows._relay import relay_case_events
 from flows._tasks import instant, label_run, resolve_now, unit_of_work
 from flows.hitl import EnforcementDecision, as_state, settled, timed_out, wait_for_decision
 
@@ -27,14 +25,7 @@ KIND = "approve-enforcement"
 def awaits_approval(case_id: int) -> bool:
     """Whether the case's planned enforcement still needs a lead's approval."""
     with unit_of_work() as session:
-        case = service.get_or_raise(session, case_id=case_id)
-        planned = enforcement.get_for_case(session, case_id=case_id)
-        return (
-            case.status is CaseStatus.ENFORCEMENT_DUE
-            and planned is not None
-            and planned.requires_approval
-            and not planned.approved_by
-        )
+        return lifecycle.awaiting_approval(session, case_id=case_id)
 
 
 @task(task_run_name="settle-approval-case-{case_id}", cache_policy=NO_CACHE)
@@ -46,21 +37,21 @@ def settle(
         return settled("AlreadyDecided", f"case {case_id} needs no approval (now)")
     if decision is None:
         return timed_out(case_id, KIND, timeout_hours)
-    if decision["decision"] == "decline":
-        with unit_of_work() as session:
-            case = service.get_or_raise(session, case_id=case_id)
-            resource = case_resource(case.id, case.policy, case.status.value)
-        emit_event("caseward.case.enforcement_declined", resource=resource, payload=decision)
-        return settled("Declined", f"{decision['reviewer']}: {decision['reason']}")
+    record = (
+        lifecycle.decline_enforcement
+        if decision["decision"] == "decline"
+        else lifecycle.approve_enforcement
+    )
     with unit_of_work() as session:
-        lifecycle.approve_enforcement(
+        record(
             session,
             case_id=case_id,
             actor=decision["reviewer"],
             reason=decision["reason"],
             now=instant(resolve_now(now)),
         )
-    return settled("Approved", f"{decision['reviewer']}: {decision['reason']}")
+    said = f"{decision['reviewer']}: {decision['reason']}"
+    return settled("Declined" if decision["decision"] == "decline" else "Approved", said)
 
 
 @flow(
@@ -84,6 +75,6 @@ def approve_enforcement(
         if awaits_approval(case_id)
         else None
     )
-    result = settle(case_id, decision and decision.model_dump(), timeout_hours, now)
+    result = settle(case_id, decision.model_dump() if decision else None, timeout_hours, now)
     relay_case_events(max_artifacts=50)
     return as_state(result)

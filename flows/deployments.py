@@ -35,7 +35,7 @@ def load_flow(entrypoint: str, root: Path = ROOT) -> Flow[..., Any]:
 def runner_deployment(spec: dict[str, Any], root: Path = ROOT) -> RunnerDeployment:
     """One ``prefect.yaml`` entry as a deployment ``prefect.serve`` can run."""
     flow = load_flow(spec["entrypoint"], root)
-    return flow.to_deployment(
+    deployment = flow.to_deployment(
         name=spec["name"],
         description=spec.get("description"),
         tags=spec.get("tags"),
@@ -43,6 +43,8 @@ def runner_deployment(spec: dict[str, Any], root: Path = ROOT) -> RunnerDeployme
         schedules=[Cron(s["cron"], timezone=s.get("timezone")) for s in spec.get("schedules", [])],
         triggers=[DeploymentEventTrigger(**t) for t in spec.get("triggers", [])],
     )
+    assert isinstance(deployment, RunnerDeployment)  # to_deployment is sync outside a loop
+    return deployment
 
 
 def runner_deployments(path: Path = PREFECT_YAML) -> list[RunnerDeployment]:

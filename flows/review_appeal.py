@@ -11,12 +11,11 @@ from typing import Any
 
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
-from prefect.states import State
+from prefect.client.schemas.objects import State
 
-from cases import appeals, service
+from cases import appeals
 from cases.platform import get_adapter
 from cases.settings import get_settings
-from cases.states import CaseStatus
 from flows._relay import relay_case_events
 from flows._tasks import instant, label_run, resolve_now, unit_of_work
 from flows.hitl import AppealDecision, as_state, settled, timed_out, wait_for_decision
@@ -28,7 +27,7 @@ KIND = "review-appeal"
 def awaits_review(case_id: int) -> bool:
     """Whether the case has an appeal nobody has decided yet."""
     with unit_of_work() as session:
-        return service.get_or_raise(session, case_id=case_id).status is CaseStatus.APPEALED
+        return appeals.awaiting_review(session, case_id=case_id)
 
 
 @task(task_run_name="settle-appeal-case-{case_id}", cache_policy=NO_CACHE)
@@ -75,6 +74,6 @@ def review_appeal(
         if awaits_review(case_id)
         else None
     )
-    result = settle(case_id, decision and decision.model_dump(), timeout_hours, now)
+    result = settle(case_id, decision.model_dump() if decision else None, timeout_hours, now)
     relay_case_events(max_artifacts=50)
     return as_state(result)

@@ -75,6 +75,12 @@ OPERATIONS: dict[str, tuple[Op, Operation]] = {
             s, case_id=i, actor="lead-ann", reason="r", now=now
         ),
     ),
+    "decline_enforcement": (
+        Op.DECLINE_ENFORCEMENT,
+        lambda s, i, now: lifecycle.decline_enforcement(
+            s, case_id=i, actor="lead-ann", reason="r", now=now
+        ),
+    ),
     "enforce": (
         Op.ENFORCE,
         lambda s, i, now: lifecycle.enforce(

@@ -440,6 +440,12 @@ LEAD_DECISIONS: dict[str, tuple[CaseStatus, Callable[[object, int, str], object]
             s, case_id=i, actor=who, reason="r", now=TIMES["enforce"]
         ),
     ),
+    "decline_enforcement": (
+        S.ENFORCEMENT_DUE,
+        lambda s, i, who: lifecycle.decline_enforcement(
+            s, case_id=i, actor=who, reason="r", now=TIMES["enforce"]
+        ),
+    ),
     "unblock_delivery": (
         S.CHANGES_REQUESTED,
         lambda s, i, who: (

@@ -306,6 +306,17 @@ def approve_enforcement(
     resume_waiting_flow(case_id, "approve-enforcement", "approve", reason)
 
 
+@cases_app.command("decline-enforcement")
+def decline_enforcement(case_id: CaseId, reason: Reason, as_json: Json = False) -> None:
+    """Decide against a planned enforcement before it runs; the case is resolved."""
+    with unit_of_work() as session:
+        case = lifecycle.decline_enforcement(
+            session, case_id=case_id, actor=STATE.who(), reason=reason, now=STATE.now()
+        )
+        _done(case, as_json)
+    resume_waiting_flow(case_id, "approve-enforcement", "decline", reason)
+
+
 def _impact_view(impact: enforcement.ImpactPreview) -> Any:
     lines = [f"  {a['kind']} {a['target_type']} {a['target_id']}" for a in impact.actions]
     return "\n".join(
