@@ -251,6 +251,12 @@ def test_init_twice_is_idempotent(capsys: pytest.CaptureFixture[str]) -> None:
     assert ok(capsys, "cases", "list") == []
 
 
+def test_an_uninitialised_database_says_to_run_init(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(capsys, "cases", "list")
+    assert code == 1 and out == ""
+    assert err.count("\n") == 1 and "run `caseward init` first" in err
+
+
 # --- errors: one line on stderr, exit 2, nothing changed -----------------------------------
 
 # fmt: off

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 import typer
 from rich.console import Group
+from rich.syntax import Syntax
 from rich.text import Text
 
 from cases import enforcement, lifecycle, queries, service
@@ -55,7 +57,7 @@ def _detail_view(detail: CaseDetail) -> Any:
     )
     parts: list[Any] = [head]
     if detail.evidence:
-        parts.append(table("evidence", ["key", "value"], sorted(detail.evidence.items())))
+        parts.append(_evidence_view(detail.evidence))
     if detail.enforcement:
         parts.append(
             table(
@@ -91,6 +93,18 @@ def _detail_view(detail: CaseDetail) -> Any:
         )
     )
     return Group(*parts)
+
+
+def _evidence_view(evidence: dict[str, Any]) -> Any:
+    """The finding's one-line summary first, then every detail as indented JSON."""
+    details = {k: v for k, v in evidence.items() if k != "summary"}
+    body = json.dumps(details, indent=2, default=str) if details else ""
+    summary = evidence.get("summary")
+    return Group(
+        Text("evidence", style="bold"),
+        *([Text(str(summary))] if summary else []),
+        *([Syntax(body, "json", word_wrap=True)] if body else []),
+    )
 
 
 def _done(case: Case, as_json: bool) -> None:

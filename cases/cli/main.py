@@ -12,10 +12,12 @@ from typing import Annotated
 
 import click
 import typer
+from sqlalchemy import inspect
 from sqlalchemy.exc import SQLAlchemyError
 
 from cases.cli import admin_cmds, appeal_cmds, apps_cmds, case_cmds
 from cases.cli.common import STATE
+from cases.db import get_engine
 from cases.errors import CasewardError
 
 try:  # newer typer parses with its own copy of click, whose exceptions are not click's
@@ -73,6 +75,20 @@ def _optional_groups() -> None:
 _optional_groups()
 
 
+def _database_problem(exc: SQLAlchemyError) -> str:
+    """One line about a database error; a database without the schema says what to run."""
+    engine = get_engine()
+    try:
+        initialised = inspect(engine).has_table("cases")
+    except SQLAlchemyError:
+        initialised = True  # unreachable: report the original error
+    if not initialised:
+        url = engine.url.render_as_string(hide_password=True)
+        return f"the database {url} has no Caseward schema yet: run `caseward init` first"
+    first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return f"database error: {first_line}"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns (and as a script exits with) the exit code."""
     try:
@@ -90,8 +106,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         click.echo(f"caseward: {exc}", err=True)
         code = exc.exit_code
     except SQLAlchemyError as exc:
-        first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        click.echo(f"caseward: database error: {first_line}", err=True)
+        click.echo(f"caseward: {_database_problem(exc)}", err=True)
         code = 1
     else:
         code = result if isinstance(result, int) else 0
