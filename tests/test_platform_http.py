@@ -179,6 +179,21 @@ def _actions(engine: Engine, case_id: int) -> list[tuple[str, ActionStatus, str 
         return sorted((a.target_id, a.status, a.prior_status) for a in rows)
 
 
+def test_a_transient_failure_in_a_batch_is_retried_by_its_redo(
+    engine: Engine, platform: FakePlatform, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    case_id = f.case_in(engine, CaseStatus.ENFORCEMENT_DUE, apps=2)
+    monkeypatch.setenv("CASEWARD_PLATFORM__ADAPTER", "http")
+    monkeypatch.setenv("CASEWARD_PLATFORM__API_URL", platform.url)
+    monkeypatch.setenv("CASEWARD_PLATFORM__MAX_ATTEMPTS", "1")
+    reset_caches()
+    platform.script = ["ok", 500]
+    report = sweeper.run_step(engine, "enforce", now=TIMES["enforce"])
+    assert (report.done, report.failed) == ([case_id], {})
+    assert len(platform.effects) == 2  # each token revoked once, though asked three times
+    assert len(platform.requests) == 4
+
+
 def test_enforcement_through_the_api_never_applies_an_action_twice(
     engine: Engine, platform: FakePlatform, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -190,9 +205,10 @@ def test_enforcement_through_the_api_never_applies_an_action_twice(
     reset_caches()
     now = TIMES["enforce"]
 
-    # the first token is revoked on the platform, then the call for the second fails:
-    # the case's transaction rolls back as if the process had crashed there
-    platform.script = ["ok", 500]
+    # the first token is revoked on the platform, then the call for the second fails, in
+    # the batch and again in its case-by-case redo: the case's transaction rolls back as if
+    # the process had crashed there
+    platform.script = ["ok", 500, "ok", 500]
     report = sweeper.run_step(engine, "enforce", now=now)
     assert list(report.failed) == [case_id] and "HTTP 500" in report.failed[case_id]
     assert {status for _, status, _ in _actions(engine, case_id)} == {ActionStatus.PLANNED}
@@ -202,7 +218,7 @@ def test_enforcement_through_the_api_never_applies_an_action_twice(
     report = sweeper.run_step(engine, "enforce", now=now)
     assert report.done == [case_id]
     first_key = platform.keys()[0]
-    assert platform.keys().count(first_key) == 2
+    assert platform.keys().count(first_key) == 3  # batch, redo, next run
     targets = sorted(t for t, _, _ in _actions(engine, case_id))
     assert sorted(t for _, _, t in platform.effects) == targets  # each applied exactly once
     assert [(s, p) for _, s, p in _actions(engine, case_id)] == [
