@@ -16,7 +16,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.dml import ReturningInsert
 
 from cases.enums import EmailTemplate, OutboxStatus
 from cases.mail.message import message_id_for
@@ -118,27 +120,19 @@ def _actions(
     ]
 
 
-def build_context(
+def _case_context(
     *,
     case: Case,
-    developer: Developer,
     template: EmailTemplate | str,
     now: datetime,
     extra: Mapping[str, Any] | None,
     settings: Settings,
     catalog: Mapping[str, Any],
 ) -> dict[str, Any]:
-    """Everything a template may use, as plain data (no ORM object reaches a template).
-
-    ``extra`` keys are passed through (``changes``, ``deadline``, ``old_deadline``,
-    ``new_deadline``, ``decision_reason``); ``actions`` get their targets' names and
-    ``reason`` becomes ``enforcement_reason``. A key a template needs but nobody supplied is
-    an error at render time, never a blank.
-    """
+    """The part of the context every developer of ``case`` shares (built once per e-mail)."""
     email = settings.email
     policy = dict(catalog["policies"][case.policy])
     policy["url"] = f"{email.policy_url}#{policy.get('anchor', case.policy)}"
-    own_apps = [a for a in case.apps if a.developer_id == developer.id] or list(case.apps)
     context: dict[str, Any] = {
         "case": {
             "id": case.id,
@@ -148,13 +142,6 @@ def build_context(
             "status": str(case.status),
         },
         "policy": policy,
-        "apps": [_app_data(a) for a in own_apps],
-        "other_app_count": len(case.apps) - len(own_apps),
-        "developer": {
-            "id": developer.id,
-            "handle": one_line(developer.handle),
-            "email": developer.email,
-        },
         "evidence": evidence_items(case.evidence or {}, catalog),
         "sender": {"name": email.sender_name, "address": email.sender},
         "links": {"policy": email.policy_url, "appeal": email.appeal_url},
@@ -176,6 +163,44 @@ def build_context(
         else:
             context[key] = value
     return context
+
+
+def _for_developer(shared: Mapping[str, Any], case: Case, developer: Developer) -> dict[str, Any]:
+    """``shared`` plus what differs per recipient: the developer and their own apps."""
+    own_apps = [a for a in case.apps if a.developer_id == developer.id] or list(case.apps)
+    return {
+        **shared,
+        "apps": [_app_data(a) for a in own_apps],
+        "other_app_count": len(case.apps) - len(own_apps),
+        "developer": {
+            "id": developer.id,
+            "handle": one_line(developer.handle),
+            "email": developer.email,
+        },
+    }
+
+
+def build_context(
+    *,
+    case: Case,
+    developer: Developer,
+    template: EmailTemplate | str,
+    now: datetime,
+    extra: Mapping[str, Any] | None,
+    settings: Settings,
+    catalog: Mapping[str, Any],
+) -> dict[str, Any]:
+    """Everything a template may use, as plain data (no ORM object reaches a template).
+
+    ``extra`` keys are passed through (``changes``, ``deadline``, ``old_deadline``,
+    ``new_deadline``, ``decision_reason``); ``actions`` get their targets' names and
+    ``reason`` becomes ``enforcement_reason``. A key a template needs but nobody supplied is
+    an error at render time, never a blank.
+    """
+    shared = _case_context(
+        case=case, template=template, now=now, extra=extra, settings=settings, catalog=catalog
+    )
+    return _for_developer(shared, case, developer)
 
 
 def render_for(
@@ -219,55 +244,74 @@ def enqueue(
     nothing and returns the rows already stored (the idempotency key is unique).
     The address is validated at delivery, where a bad one fails permanently and shows on
     the case; rendering problems raise here and roll the transition back.
+
+    The rows go in with one ``INSERT ... ON CONFLICT (idempotency_key) DO NOTHING
+    RETURNING`` statement: no look-up first (the lifecycle always passes an event it has
+    just created, which can have no rows yet), and the unique key still decides. Only when
+    the insert skipped a key (a repeated call) are the stored rows read back.
     """
     settings = settings or get_settings()
     if event.id is None:
         session.flush()
-    keys = {
-        d.id: idempotency_key(
-            case_id=case.id, event_id=event.id, template=template, developer_id=d.id
-        )
-        for d in case.developers
-    }
-    existing = {
-        m.idempotency_key: m
-        for m in session.scalars(
-            select(OutboxMessage).where(OutboxMessage.idempotency_key.in_(list(keys.values())))
-        )
-    }
-    messages: list[OutboxMessage] = []
+    renderer = renderer_for(settings)
+    shared = _case_context(
+        case=case,
+        template=template,
+        now=now,
+        extra=extra,
+        settings=settings,
+        catalog=renderer.catalog,
+    )
+    rows: list[dict[str, Any]] = []
     for developer in case.developers:
-        key = keys[developer.id]
-        if key in existing:
-            messages.append(existing[key])
-            continue
-        rendered = render_for(
-            case=case,
-            developer=developer,
-            template=template,
-            now=now,
-            extra=extra,
-            settings=settings,
+        key = idempotency_key(
+            case_id=case.id, event_id=event.id, template=template, developer_id=developer.id
         )
-        message = OutboxMessage(
-            case_id=case.id,
-            event_id=event.id,
-            template=str(template),
-            developer_id=developer.id,
-            to_address=developer.email,
-            subject=rendered.subject,
-            text_body=rendered.text,
-            html_body=rendered.html,
-            idempotency_key=key,
-            message_id=message_id_for(key, settings.email.sender),
-            status=OutboxStatus.PENDING,
-            attempts=0,
-            created_at=now,
-            next_attempt_at=now,
+        rendered = renderer.render(template, _for_developer(shared, case, developer))
+        rows.append(
+            {
+                "case_id": case.id,
+                "event_id": event.id,
+                "template": str(template),
+                "developer_id": developer.id,
+                "to_address": developer.email,
+                "subject": rendered.subject,
+                "text_body": rendered.text,
+                "html_body": rendered.html,
+                "idempotency_key": key,
+                "message_id": message_id_for(key, settings.email.sender),
+                "status": OutboxStatus.PENDING,
+                "attempts": 0,
+                "created_at": now,
+                "next_attempt_at": now,
+            }
         )
-        session.add(message)
-        messages.append(message)
-    return messages
+    if not rows:
+        return []
+    return _store(session, rows)
+
+
+def _insert_new(session: Session) -> ReturningInsert[OutboxMessage]:
+    """``INSERT ... ON CONFLICT (idempotency_key) DO NOTHING RETURNING`` outbox rows."""
+    dialect = session.get_bind().dialect.name
+    key = [OutboxMessage.idempotency_key]
+    if dialect == "postgresql":
+        pg = postgresql.insert(OutboxMessage).on_conflict_do_nothing(index_elements=key)
+        return pg.returning(OutboxMessage)
+    if dialect == "sqlite":
+        lite = sqlite.insert(OutboxMessage).on_conflict_do_nothing(index_elements=key)
+        return lite.returning(OutboxMessage)
+    raise NotImplementedError(f"the outbox runs on PostgreSQL or SQLite, not {dialect}")
+
+
+def _store(session: Session, rows: list[dict[str, Any]]) -> list[OutboxMessage]:
+    """Insert ``rows`` unless their key is stored; the stored rows, in the order of ``rows``."""
+    stored = {m.idempotency_key: m for m in session.scalars(_insert_new(session), rows)}
+    missing = [r["idempotency_key"] for r in rows if r["idempotency_key"] not in stored]
+    if missing:
+        query = select(OutboxMessage).where(OutboxMessage.idempotency_key.in_(missing))
+        stored.update((m.idempotency_key, m) for m in session.scalars(query))
+    return [stored[r["idempotency_key"]] for r in rows]
 
 
 __all__ = [

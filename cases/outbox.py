@@ -7,17 +7,16 @@ Semantics (see docs/email.md):
   are picked ``FOR UPDATE SKIP LOCKED``; on SQLite every transaction is ``BEGIN IMMEDIATE``,
   so the conditional ``UPDATE ... WHERE status = 'pending'`` claims atomically. Two workers
   never hold the same row.
-* **Record after the call**, one transaction per message: ``sent`` (and
+* **Record after the call**, a savepoint per message in one transaction per group of
+  finished calls: ``sent`` (and
   ``cases.lifecycle.notice_delivered``, which starts the deadline from ``sent_at``), back to
   ``pending`` with exponential backoff and jitter on a transient error (until
   ``max_attempts``), ``failed`` (and ``cases.lifecycle.delivery_failed``, which blocks the
   case) on a permanent one. A 401/403 blames our configuration, not the message: the batch
   stops and its claims return to ``pending`` without using up an attempt.
 * **A crash between the provider's acceptance and our record** leaves the row ``sending``.
-  Once its claim is older than ``claim_lease_seconds`` it becomes ``uncertain``, with an event
-  on the case timeline. It is **never resent automatically**: a lead checks the provider
-  (SendGrid activity feed, searchable by the ``outbox_id`` custom arg) and runs
-  ``caseward outbox resolve ID --sent`` or ``--resend``. A resend carries the same Message-ID.
+  Once its claim is older than ``claim_lease_seconds`` it becomes ``uncertain`` and waits for
+  a lead: :mod:`cases.outbox_review` (``reconcile_stale``, ``resolve``; re-exported here).
 """
 
 from __future__ import annotations
@@ -31,7 +30,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
 from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session
@@ -39,7 +38,6 @@ from sqlalchemy.orm import Session
 from cases import lifecycle
 from cases.db import session_scope
 from cases.enums import OutboxStatus
-from cases.errors import GuardFailed, NotFound
 from cases.mail.base import (
     DeliveryError,
     EmailSender,
@@ -50,14 +48,16 @@ from cases.mail.base import (
     make_sender,
 )
 from cases.mail.message import InvalidAddress, OutgoingEmail, checked_address
-from cases.models import Developer, OutboxMessage
+from cases.models import OutboxMessage
+from cases.outbox_review import reconcile_stale, resolve
 from cases.settings import EmailSettings, Settings, get_settings
 
 SYSTEM = "outbox"
 
 
 class DeliveryHooks(Protocol):
-    """What the lifecycle learns from delivery (``cases.lifecycle`` in production)."""
+    """What the lifecycle learns from delivery: the :mod:`cases.lifecycle` module itself
+    in production; the benchmark delivers without it."""
 
     def notice_delivered(
         self, session: Session, *, case_id: int, event_id: int, sent_at: datetime, now: datetime
@@ -66,28 +66,6 @@ class DeliveryHooks(Protocol):
     def delivery_failed(
         self, session: Session, *, case_id: int, outbox_id: int, error: str, now: datetime
     ) -> None: ...
-
-
-class LifecycleHooks:
-    """The real hooks: :mod:`cases.lifecycle` (imported late: it imports notifications)."""
-
-    def notice_delivered(
-        self, session: Session, *, case_id: int, event_id: int, sent_at: datetime, now: datetime
-    ) -> None:
-        from cases import lifecycle
-
-        lifecycle.notice_delivered(
-            session, case_id=case_id, event_id=event_id, sent_at=sent_at, now=now
-        )
-
-    def delivery_failed(
-        self, session: Session, *, case_id: int, outbox_id: int, error: str, now: datetime
-    ) -> None:
-        from cases import lifecycle
-
-        lifecycle.delivery_failed(
-            session, case_id=case_id, outbox_id=outbox_id, error=error, now=now
-        )
 
 
 @dataclass
@@ -175,37 +153,6 @@ def claim(session: Session, *, worker: str, now: datetime, limit: int) -> list[O
     return list(session.scalars(query))
 
 
-def reconcile_stale(session: Session, *, now: datetime, lease_seconds: float) -> list[int]:
-    """Rows still ``sending`` after the lease: possibly accepted, so ``uncertain``, never resent."""
-    cutoff = now - timedelta(seconds=lease_seconds)
-    stale = list(
-        session.scalars(
-            select(OutboxMessage)
-            .where(OutboxMessage.status == OutboxStatus.SENDING)
-            .where(OutboxMessage.claimed_at < cutoff)
-            .order_by(OutboxMessage.id)
-            .with_for_update(skip_locked=True)
-        )
-    )
-    for message in stale:
-        message.status = OutboxStatus.UNCERTAIN
-        message.last_error = (
-            f"claimed by {message.claimed_by} at {message.claimed_at:%Y-%m-%d %H:%M:%S} UTC and "
-            "never recorded: the provider may have accepted it"
-        )
-        lifecycle.delivery_uncertain(
-            session,
-            case_id=message.case_id,
-            outbox_id=message.id,
-            now=now,
-            reason=(
-                f"e-mail {message.id} ({message.template}) may or may not have been sent; "
-                f"a lead must check and run: caseward outbox resolve {message.id} --sent|--resend"
-            ),
-        )
-    return [m.id for m in stale]
-
-
 Outcome = SendResult | DeliveryError
 
 
@@ -289,54 +236,89 @@ def deliver_pending(
     """
     settings = settings or get_settings()
     email = settings.email
-    sender = sender or make_sender(settings)
-    hooks = hooks or LifecycleHooks()
-    worker = worker or new_worker_id()
-    clock = clock or (lambda: now)
-    rng = rng or random.Random()
-    report = DeliveryReport()
+    run = _Run(
+        engine=engine,
+        email=email,
+        sender=sender or make_sender(settings),
+        hooks=lifecycle if hooks is None else hooks,
+        worker=worker or new_worker_id(),
+        clock=clock or (lambda: now),
+        rng=rng or random.Random(),
+        limit=limit,
+    )
     with session_scope(engine) as session:
-        report.uncertain = len(
+        run.report.uncertain = len(
             reconcile_stale(session, now=now, lease_seconds=email.claim_lease_seconds)
         )
-    in_flight: deque[tuple[OutgoingEmail, Future[Outcome]]] = deque()
-    exhausted = False
-    with ThreadPoolExecutor(max_workers=email.concurrency, thread_name_prefix="outbox") as pool:
-        while True:
-            # keep about two batches in flight, so the pool never idles while we record
-            if not exhausted and len(in_flight) <= email.batch_size:
-                size = email.batch_size if limit is None else limit - report.claimed
-                with session_scope(engine) as session:
-                    batch = [
-                        to_outgoing(m, email)
-                        for m in claim(
-                            session, worker=worker, now=clock(), limit=min(size, email.batch_size)
-                        )
-                    ]
-                report.claimed += len(batch)
-                in_flight.extend(
-                    (item, pool.submit(attempt, sender, item, clock())) for item in batch
+    try:
+        run.pipeline()
+    finally:
+        if sender is None:  # we made it: release its connections (SendGrid keeps some open)
+            getattr(run.sender, "close", lambda: None)()
+    return run.report
+
+
+@dataclass
+class _Run:
+    """One delivery run: claims, the calls in flight, the records."""
+
+    engine: Engine
+    email: EmailSettings
+    sender: EmailSender
+    hooks: DeliveryHooks
+    worker: str
+    clock: Callable[[], datetime]
+    rng: random.Random
+    limit: int | None
+    report: DeliveryReport = field(default_factory=DeliveryReport)
+
+    def claim_batch(self) -> list[OutgoingEmail]:
+        size = self.email.batch_size
+        if self.limit is not None:
+            size = min(size, self.limit - self.report.claimed)
+        with session_scope(self.engine) as session:
+            claimed = claim(session, worker=self.worker, now=self.clock(), limit=size)
+            batch = [to_outgoing(m, self.email) for m in claimed]
+        self.report.claimed += len(batch)
+        return batch
+
+    def pipeline(self) -> None:
+        """Claim, send with at most ``concurrency`` calls in flight, record what finished.
+
+        About two batches stay in flight, so the pool never idles while we record.
+        """
+        in_flight: deque[tuple[OutgoingEmail, Future[Outcome]]] = deque()
+        exhausted = False
+        workers = self.email.concurrency
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="outbox") as pool:
+            while True:
+                if not exhausted and len(in_flight) <= self.email.batch_size:
+                    batch = self.claim_batch()
+                    in_flight.extend(
+                        (item, pool.submit(attempt, self.sender, item, self.clock()))
+                        for item in batch
+                    )
+                    exhausted = not batch or (
+                        self.limit is not None and self.report.claimed >= self.limit
+                    )
+                if not in_flight:
+                    return
+                done = [in_flight.popleft()]
+                while in_flight and in_flight[0][1].done():
+                    done.append(in_flight.popleft())
+                # a crash (BaseException) propagates here: the group's rows stay claimed
+                outcomes = [(item, future.result()) for item, future in done]
+                _record_group(
+                    self.engine,
+                    outcomes,
+                    worker=self.worker,
+                    now=self.clock(),
+                    settings=self.email,
+                    hooks=self.hooks,
+                    rng=self.rng,
+                    report=self.report,
                 )
-                exhausted = not batch or (limit is not None and report.claimed >= limit)
-            if not in_flight:
-                break
-            done = [in_flight.popleft()]
-            while in_flight and in_flight[0][1].done():
-                done.append(in_flight.popleft())
-            # a crash (BaseException) propagates here: the group's rows stay claimed
-            outcomes = [(item, future.result()) for item, future in done]
-            _record_group(
-                engine,
-                outcomes,
-                worker=worker,
-                now=clock(),
-                settings=email,
-                hooks=hooks,
-                rng=rng,
-                report=report,
-            )
-            exhausted = exhausted or report.stopped is not None
-    return report
+                exhausted = exhausted or self.report.stopped is not None
 
 
 def _record_group(
@@ -381,59 +363,18 @@ def _count(report: DeliveryReport, result: str, item: OutgoingEmail, outcome: Ou
         report.stopped = outcome.reason
 
 
-def resolve(
-    session: Session,
-    *,
-    outbox_id: int,
-    decision: Literal["sent", "resend"],
-    actor: str,
-    now: datetime,
-    hooks: DeliveryHooks | None = None,
-) -> OutboxMessage:
-    """A lead's decision on an ``uncertain`` (or ``failed``) e-mail.
-
-    ``sent``: the provider did accept it (only for ``uncertain``); recorded as sent at its
-    claim time, which starts the deadline. ``resend``: back to ``pending`` now, to the
-    developer's current address, with the same Message-ID.
-    """
-    hooks = hooks or LifecycleHooks()
-    message = session.get(OutboxMessage, outbox_id, with_for_update=True)
-    if message is None:
-        raise NotFound(f"no outbox message {outbox_id}")
-    allowed = {
-        "sent": {OutboxStatus.UNCERTAIN},
-        "resend": {OutboxStatus.UNCERTAIN, OutboxStatus.FAILED},
-    }
-    if message.status not in allowed[decision]:
-        raise GuardFailed(
-            f"e-mail {outbox_id} is {message.status}; --{decision} applies to "
-            + " or ".join(sorted(allowed[decision]))
-        )
-    if decision == "sent":
-        message.status = OutboxStatus.SENT
-        message.sent_at = message.claimed_at or now
-        hooks.notice_delivered(
-            session,
-            case_id=message.case_id,
-            event_id=message.event_id,
-            sent_at=message.sent_at,
-            now=now,
-        )
-    else:
-        developer = session.get(Developer, message.developer_id)
-        if developer is not None:
-            message.to_address = developer.email
-        message.status = OutboxStatus.PENDING
-        message.attempts = 0
-        message.next_attempt_at = now
-        message.claimed_at = message.claimed_by = None
-    lifecycle.delivery_resolved(
-        session,
-        case_id=message.case_id,
-        outbox_id=message.id,
-        resend=decision == "resend",
-        actor=actor,
-        now=now,
-        reason=f"e-mail {message.id} ({message.template}) marked {decision} by {actor}",
-    )
-    return message
+__all__ = [
+    "SYSTEM",
+    "DeliveryHooks",
+    "DeliveryReport",
+    "Outcome",
+    "attempt",
+    "backoff_delay",
+    "claim",
+    "deliver_pending",
+    "new_worker_id",
+    "reconcile_stale",
+    "record",
+    "resolve",
+    "to_outgoing",
+]

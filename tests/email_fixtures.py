@@ -193,6 +193,8 @@ class FakeSendGrid:
     lock: threading.Lock = field(default_factory=threading.Lock)
     delay: float = 0.0
     server: ThreadingHTTPServer | None = None
+    peers: list[int] = field(default_factory=list)  # client port of each request
+    drop_connections: bool = False  # close each connection after answering, without warning
 
     @property
     def host(self) -> str:
@@ -215,6 +217,7 @@ def _handler(fake: FakeSendGrid) -> type[BaseHTTPRequestHandler]:
             with fake.lock:
                 fake.requests.append({"path": self.path, "status": status, "json": body})
                 fake.headers.append(dict(self.headers))
+                fake.peers.append(self.client_address[1])
                 n = len(fake.requests)
             if fake.delay:
                 threading.Event().wait(fake.delay)
@@ -233,6 +236,8 @@ def _handler(fake: FakeSendGrid) -> type[BaseHTTPRequestHandler]:
             self.send_header("Content-Length", str(len(payload)))
             self.end_headers()
             self.wfile.write(payload)
+            if fake.drop_connections:  # no "Connection: close": the client finds out
+                self.close_connection = True
 
         def log_message(self, *args: Any) -> None:
             return

@@ -9,7 +9,7 @@ import typer
 from rich.text import Text
 from sqlalchemy import select
 
-from cases import outbox
+from cases import outbox, outbox_review
 from cases.cli.common import STATE, emit, fmt_time, out, settings, table, unit_of_work
 from cases.db import get_engine
 from cases.enums import EmailTemplate, OutboxStatus
@@ -154,7 +154,7 @@ def resolve(
 
     require_lead(STATE.who(), settings())
     with unit_of_work() as session:
-        message = outbox.resolve(
+        message = outbox_review.resolve(
             session,
             outbox_id=message_id,
             decision="sent" if sent else "resend",

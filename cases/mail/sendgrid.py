@@ -13,6 +13,8 @@ import json
 import logging
 import threading
 import urllib.error
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
@@ -39,6 +41,7 @@ from cases.mail.base import (
     SendResult,
     TransientDeliveryError,
 )
+from cases.mail.keepalive import KeepAliveClient
 from cases.mail.message import InvalidAddress, OutgoingEmail, checked_address
 from cases.mail.render import header_safe
 from cases.settings import Settings
@@ -88,7 +91,13 @@ def _retry_after(headers: Any) -> float | None:
 
 
 class SendGridSender:
-    """POSTs ``/v3/mail/send``; one API client per thread (the client is not thread-safe)."""
+    """POSTs ``/v3/mail/send``. Safe from several threads: the API client is not, so each
+    send checks one out of a pool (as many clients as sends ever ran at once).
+
+    With ``keep_alive`` (the default) each client reuses one connection
+    (:mod:`cases.mail.keepalive`); without it, the library opens one per request.
+    :meth:`close` closes the connections; a later send opens new ones.
+    """
 
     name = "sendgrid"
 
@@ -99,6 +108,7 @@ class SendGridSender:
         host: str = "https://api.sendgrid.com",
         sandbox: bool = False,
         timeout: float = 10.0,
+        keep_alive: bool = True,
     ) -> None:
         if not api_key:
             raise ProviderConfigError("SENDGRID_API_KEY is not set")
@@ -106,7 +116,10 @@ class SendGridSender:
         self.host = host.rstrip("/")
         self.sandbox = sandbox
         self.timeout = timeout
-        self._local = threading.local()
+        self.keep_alive = keep_alive
+        self._lock = threading.Lock()
+        self._clients: list[SendGridAPIClient] = []  # at most one per concurrent send
+        self._idle: list[SendGridAPIClient] = []
         _guard_client_logs(api_key)
 
     @classmethod
@@ -122,13 +135,42 @@ class SendGridSender:
     def __repr__(self) -> str:  # never show the key
         return f"SendGridSender(host={self.host!r}, sandbox={self.sandbox})"
 
-    def _client(self) -> SendGridAPIClient:
-        client: SendGridAPIClient | None = getattr(self._local, "client", None)
-        if client is None:
-            client = SendGridAPIClient(api_key=self._api_key, host=self.host)
+    def _new_client(self) -> SendGridAPIClient:
+        client = SendGridAPIClient(api_key=self._api_key, host=self.host)
+        if self.keep_alive:
+            client.client = KeepAliveClient.replacing(client.client, timeout=self.timeout)
+        else:
             client.client.timeout = self.timeout  # the library has no timeout by default
-            self._local.client = client
+        with self._lock:
+            self._clients.append(client)
         return client
+
+    @contextmanager
+    def _checkout(self) -> Iterator[SendGridAPIClient]:
+        """An idle client (and its open connection) for one request, or a new one."""
+        with self._lock:
+            client = self._idle.pop() if self._idle else None
+        client = client or self._new_client()
+        try:
+            yield client
+        finally:
+            with self._lock:
+                self._idle.append(client)
+
+    @property
+    def connections_opened(self) -> int:
+        """Connections the keep-alive clients have opened so far (0 without keep-alive)."""
+        with self._lock:
+            transports = [c.client for c in self._clients]
+        return sum(t.connection.connections_opened for t in transports if self.keep_alive)
+
+    def close(self) -> None:
+        """Close the open connections; the next send opens a new one."""
+        with self._lock:
+            transports = [c.client for c in self._clients]
+        for transport in transports:
+            if isinstance(transport, KeepAliveClient):
+                transport.connection.close()
 
     def payload(self, email: OutgoingEmail) -> dict[str, Any]:
         """The JSON body of the request for ``email``."""
@@ -161,7 +203,8 @@ class SendGridSender:
         except InvalidAddress as exc:
             raise PermanentDeliveryError(str(exc)) from exc
         try:
-            response = self._client().send(body)
+            with self._checkout() as client:
+                response = client.send(body)
         except HTTPError as exc:
             raise self._classify(exc) from None
         except TimeoutError as exc:
