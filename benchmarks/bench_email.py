@@ -7,8 +7,8 @@ Render + enqueue, three ways, each over ``--n`` e-mails (``--n / --developers`` 
 
 * ``per_case``: one transaction per case, the case and its event loaded first (a lead's
   command);
-* ``batched``: the sweeper's shape, 500 cases loaded in one query per transaction and a
-  savepoint per case;
+* ``batched``: 500 cases loaded in one query per transaction and a savepoint per case
+  (the sweeper's slow path, taken when a case in the batch fails);
 * ``sweeper``: the real path, ``cases.sweeper.run_step(engine, "send-outreach")`` over
   confirmed cases (lock, transition, event, outreach e-mails).
 
@@ -213,8 +213,7 @@ def enqueue_per_case(engine: Engine, case_ids: list[int], settings: Settings) ->
 
 
 def enqueue_batched(engine: Engine, case_ids: list[int], settings: Settings) -> None:
-    """The sweeper's shape: 500 cases per transaction, one query to load them, a savepoint
-    per case."""
+    """500 cases per transaction, one query to load them, a savepoint per case."""
     for start in range(0, len(case_ids), 500):
         chunk = case_ids[start : start + 500]
         with session_scope(engine) as session:
