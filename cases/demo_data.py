@@ -25,6 +25,8 @@ from typing import Any, Literal
 import duckdb
 import pyarrow as pa
 
+from cases.detection.contract import FILES_BY_NAME
+
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
 
 
@@ -432,23 +434,18 @@ def _background(
     )
 
 
+# the planted rows' tables and the contract file each one becomes
+PLANT_FILES = {
+    "developers": "developers",
+    "apps": "apps",
+    "usage": "usage",
+    "reports": "reports",
+    "links": "account_links",
+}
+
+
 def _register_plants(con: duckdb.DuckDBPyConnection, plant: _Plant) -> None:
-    names = {
-        "developers": ["developer_id", "handle", "email", "created_at"],
-        "apps": [
-            "app_id",
-            "developer_id",
-            "name",
-            "description",
-            "website",
-            "callback_urls",
-            "created_at",
-            "rate_limit_per_hour",
-        ],
-        "usage": ["app_id", "hour", "requests", "rate_limited", "posts"],
-        "reports": ["report_id", "app_id", "reported_at", "reason"],
-        "links": ["developer_id", "link_type", "value"],
-    }
+    names = {table: FILES_BY_NAME[file].column_names for table, file in PLANT_FILES.items()}
     for table, columns in names.items():
         rows = plant.rows[table]
         data = {c: [row[i] for row in rows] for i, c in enumerate(columns)}

@@ -11,23 +11,9 @@ from sqlalchemy import Engine
 
 import cases.models  # noqa: F401  (registers the tables)
 from cases.db import Base, make_engine
+from cases.detection.contract import FILES
 
-HEADERS: dict[str, list[str]] = {
-    "developers": ["developer_id", "handle", "email", "created_at"],
-    "apps": [
-        "app_id",
-        "developer_id",
-        "name",
-        "description",
-        "website",
-        "callback_urls",
-        "created_at",
-        "rate_limit_per_hour",
-    ],
-    "usage": ["app_id", "hour", "requests", "rate_limited", "posts"],
-    "reports": ["report_id", "app_id", "reported_at", "reason"],
-    "account_links": ["developer_id", "link_type", "value"],
-}
+HEADERS: dict[str, list[str]] = {spec.name: spec.column_names for spec in FILES}
 
 T0 = "2026-11-01T00:00:00Z"
 

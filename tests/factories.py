@@ -75,7 +75,9 @@ def deliver_pending(engine: Engine, *, now: datetime) -> int:
     """Mark every pending e-mail sent at ``now`` the way the delivery step records it."""
     with session_scope(engine) as session:
         pending = list(
-            session.scalars(select(OutboxMessage).where(OutboxMessage.status == OutboxStatus.PENDING))
+            session.scalars(
+                select(OutboxMessage).where(OutboxMessage.status == OutboxStatus.PENDING)
+            )
         )
         for message in pending:
             message.status = OutboxStatus.SENT
@@ -263,8 +265,9 @@ def db_state(engine: Engine, case_id: int) -> dict[str, object]:
                 .order_by(ChangeRequest.id)
             ),
             "enforcement": rows(
-                select(Enforcement.id, Enforcement.approved_by, Enforcement.executed_at)
-                .where(Enforcement.case_id == case_id)
+                select(Enforcement.id, Enforcement.approved_by, Enforcement.executed_at).where(
+                    Enforcement.case_id == case_id
+                )
             ),
             "actions": rows(
                 select(PlatformAction.id, PlatformAction.status)
@@ -272,7 +275,5 @@ def db_state(engine: Engine, case_id: int) -> dict[str, object]:
                 .where(Enforcement.case_id == case_id)
                 .order_by(PlatformAction.id)
             ),
-            "appeals": rows(
-                select(Appeal.id, Appeal.status).where(Appeal.case_id == case_id)
-            ),
+            "appeals": rows(select(Appeal.id, Appeal.status).where(Appeal.case_id == case_id)),
         }

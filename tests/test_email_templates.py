@@ -15,6 +15,7 @@ from cases.enums import EmailTemplate, OutboxStatus
 from cases.mail.message import OutgoingEmail, build_mime, message_id_for
 from cases.mail.render import RenderError, get_renderer, header_safe, leftover_syntax
 from cases.models import OutboxMessage
+from cases.outbox import to_outgoing
 from cases.settings import get_settings
 from tests.email_fixtures import (
     HOSTILE_NAME,
@@ -30,20 +31,7 @@ TEMPLATES = list(EmailTemplate)
 
 
 def _outgoing(message: OutboxMessage) -> OutgoingEmail:
-    settings = get_settings().email
-    return OutgoingEmail(
-        outbox_id=message.id,
-        case_id=message.case_id,
-        template=message.template,
-        idempotency_key=message.idempotency_key,
-        message_id=message.message_id,
-        to_address=message.to_address,
-        subject=message.subject,
-        text_body=message.text_body,
-        html_body=message.html_body,
-        sender=settings.sender,
-        sender_name=settings.sender_name,
-    )
+    return to_outgoing(message, get_settings().email)
 
 
 def test_every_enum_value_has_three_template_files() -> None:

@@ -30,7 +30,9 @@ def _templates(engine: Engine, case_id: int) -> list[str]:
 def _confirmed_case(engine: Engine, **kwargs: object) -> int:
     with session_scope(engine) as session:
         case = f.open_case(session, **kwargs)  # type: ignore[arg-type]
-        lifecycle.confirm(session, case_id=case.id, actor="lead-ann", reason="spam confirmed", now=T0)
+        lifecycle.confirm(
+            session, case_id=case.id, actor="lead-ann", reason="spam confirmed", now=T0
+        )
         return case.id
 
 
@@ -70,8 +72,12 @@ def test_deadline_missed_leads_to_revoked_token_then_overturned_appeal(engine: E
         )
     with session_scope(engine) as session:
         appeals.decide_appeal(
-            session, case_id=case_id, reviewer="lead-bob", overturn=True,
-            reason="the posting limit is in place", adapter=RegistryAdapter(session),
+            session,
+            case_id=case_id,
+            reviewer="lead-bob",
+            overturn=True,
+            reason="the posting limit is in place",
+            adapter=RegistryAdapter(session),
             now=T0 + days(52),
         )
     with session_scope(engine) as session:
@@ -127,11 +133,18 @@ def test_enforcement_needs_approval_for_bans_and_appeal_needs_another_lead(engin
     assert _status(engine, case_id) is CaseStatus.ENFORCED
     f.deliver_pending(engine, now=T0 + days(46))
     with session_scope(engine) as session:
-        appeals.submit_appeal(session, case_id=case_id, actor="dev", statement="x", now=T0 + days(47))
+        appeals.submit_appeal(
+            session, case_id=case_id, actor="dev", statement="x", now=T0 + days(47)
+        )
     with session_scope(engine) as session, pytest.raises(GuardFailed, match="another lead"):
         appeals.decide_appeal(
-            session, case_id=case_id, reviewer="lead-ann", overturn=False, reason="no",
-            adapter=RegistryAdapter(session), now=T0 + days(48),
+            session,
+            case_id=case_id,
+            reviewer="lead-ann",
+            overturn=False,
+            reason="no",
+            adapter=RegistryAdapter(session),
+            now=T0 + days(48),
         )
 
 
@@ -143,7 +156,9 @@ def test_urgent_enforcement_needs_evidence_and_a_lead(engine: Engine) -> None:
             lifecycle.approve_enforcement(
                 session, case_id=case.id, actor="lead-ann", reason="urgent", now=T0
             )
-        service.add_evidence(session, case_id=case.id, note="200 spam DMs", actor="lead-ann", now=T0)
+        service.add_evidence(
+            session, case_id=case.id, note="200 spam DMs", actor="lead-ann", now=T0
+        )
         lifecycle.approve_enforcement(
             session, case_id=case.id, actor="lead-ann", reason="active spam wave", now=T0
         )
@@ -164,10 +179,14 @@ def test_illegal_moves_change_nothing(engine: Engine) -> None:
 def test_one_extension_only(engine: Engine) -> None:
     case_id = _to_changes_requested(engine)
     with session_scope(engine) as session:
-        lifecycle.extend(session, case_id=case_id, actor="lead-ann", reason="holiday", now=T0 + days(20))
+        lifecycle.extend(
+            session, case_id=case_id, actor="lead-ann", reason="holiday", now=T0 + days(20)
+        )
         assert service.get_or_raise(session, case_id=case_id).deadline == T0 + days(59)
     with session_scope(engine) as session, pytest.raises(GuardFailed, match="one extension"):
-        lifecycle.extend(session, case_id=case_id, actor="lead-ann", reason="again", now=T0 + days(21))
+        lifecycle.extend(
+            session, case_id=case_id, actor="lead-ann", reason="again", now=T0 + days(21)
+        )
     assert _templates(engine, case_id)[-1] == "extension_granted"
 
 
@@ -175,6 +194,7 @@ def test_pending_mail_is_not_marked_delivered_twice(engine: Engine) -> None:
     case_id = _confirmed_case(engine)
     sweeper.advance(engine, now=T0)
     with session_scope(engine) as session:
-        assert session.scalar(
-            select(OutboxMessage.status).where(OutboxMessage.case_id == case_id)
-        ) is OutboxStatus.PENDING
+        assert (
+            session.scalar(select(OutboxMessage.status).where(OutboxMessage.case_id == case_id))
+            is OutboxStatus.PENDING
+        )
