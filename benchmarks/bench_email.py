@@ -168,12 +168,14 @@ def build_cases(
                 status=status,
                 apps=apps,
                 developers=devs,
+                event_count=1,
             )
             session.add_all([*devs, *apps, case])
             session.flush()
             session.add(
                 CaseEvent(
                     case_id=case.id,
+                    seq=1,
                     at=NOW,
                     actor="bench",
                     kind="request_changes",

@@ -14,6 +14,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -102,6 +103,8 @@ class Case(Base):
     enforcement_approved_by: Mapped[str | None] = mapped_column(String(200))
     urgent: Mapped[bool] = mapped_column(default=False)
     outcome: Mapped[str | None] = mapped_column(String(20))
+    # how many events the case has; the next event's ``seq`` (known before any flush)
+    event_count: Mapped[int] = mapped_column(Integer, default=0)
     version: Mapped[int] = mapped_column(Integer, default=1)
 
     apps: Mapped[list[App]] = relationship(secondary=case_apps, lazy="raise", order_by=App.id)
@@ -126,6 +129,7 @@ class CaseEvent(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
+    seq: Mapped[int] = mapped_column(Integer)  # 1, 2, 3... within the case
     at: Mapped[datetime]
     actor: Mapped[str] = mapped_column(String(200))
     kind: Mapped[str] = mapped_column(String(40))
@@ -136,6 +140,8 @@ class CaseEvent(Base):
     data: Mapped[dict[str, Any]] = mapped_column(default=dict)
 
     case: Mapped[Case] = relationship(back_populates="events", lazy="raise")
+
+    __table_args__ = (UniqueConstraint("case_id", "seq"),)
 
 
 class ChangeRequest(Base):
@@ -243,7 +249,18 @@ class OutboxMessage(Base):
     provider_message_id: Mapped[str | None] = mapped_column(String(300))
     last_error: Mapped[str | None] = mapped_column(Text)
 
+    event: Mapped[CaseEvent] = relationship(lazy="raise")
+
     __table_args__ = (Index("ix_outbox_status_next_attempt_at", "status", "next_attempt_at"),)
+
+
+class RelayCursor(Base):
+    """How far a reader of ``case_events`` (the Prefect event relay in flows/) has got."""
+
+    __tablename__ = "relay_cursors"
+
+    name: Mapped[str] = mapped_column(String(40), primary_key=True)
+    last_event_id: Mapped[int] = mapped_column(Integer, default=0)
 
 
 __all__ = [
@@ -256,15 +273,7 @@ __all__ = [
     "Enforcement",
     "OutboxMessage",
     "PlatformAction",
+    "RelayCursor",
     "case_apps",
     "case_developers",
 ]
-
-
-class RelayCursor(Base):
-    """How far a reader of ``case_events`` (the Prefect event relay in flows/) has got."""
-
-    __tablename__ = "relay_cursors"
-
-    name: Mapped[str] = mapped_column(String(40), primary_key=True)
-    last_event_id: Mapped[int] = mapped_column(Integer, default=0)

@@ -38,10 +38,10 @@ def case_ref(case_id: int, settings: Settings) -> str:
 
 
 def idempotency_key(
-    *, case_id: int, event_id: int, template: EmailTemplate | str, developer_id: str
+    *, case_id: int, event_seq: int, template: EmailTemplate | str, developer_id: str
 ) -> str:
-    """One e-mail per case, event, template and developer: the key of the outbox row."""
-    return f"case-{case_id}-event-{event_id}-{template}-{developer_id}"
+    """One e-mail per case, event (its number in the case), template and developer."""
+    return f"case-{case_id}-event-{event_seq}-{template}-{developer_id}"
 
 
 def _web_link(url: str) -> str | None:
@@ -240,19 +240,17 @@ def enqueue(
     """Render ``template`` for every developer of ``case`` and add one pending row each.
 
     Runs inside the caller's transaction and never commits. ``case.developers`` and
-    ``case.apps`` must be loaded. Calling it again for the same event and template adds
+    ``case.apps`` must be loaded. Calling it again for a stored event and template adds
     nothing and returns the rows already stored (the idempotency key is unique).
     The address is validated at delivery, where a bad one fails permanently and shows on
     the case; rendering problems raise here and roll the transition back.
 
-    The rows go in with one ``INSERT ... ON CONFLICT (idempotency_key) DO NOTHING
-    RETURNING`` statement: no look-up first (the lifecycle always passes an event it has
-    just created, which can have no rows yet), and the unique key still decides. Only when
-    the insert skipped a key (a repeated call) are the stored rows read back.
+    A new event's rows are added to the session linked to it, so a batch of steps is
+    written in one flush; for an event already stored, the rows go in with one
+    ``INSERT ... ON CONFLICT (idempotency_key) DO NOTHING RETURNING`` and the unique key
+    decides (only a repeated call reads the stored rows back).
     """
     settings = settings or get_settings()
-    if event.id is None:
-        session.flush()
     renderer = renderer_for(settings)
     shared = _case_context(
         case=case,
@@ -265,13 +263,12 @@ def enqueue(
     rows: list[dict[str, Any]] = []
     for developer in case.developers:
         key = idempotency_key(
-            case_id=case.id, event_id=event.id, template=template, developer_id=developer.id
+            case_id=case.id, event_seq=event.seq, template=template, developer_id=developer.id
         )
         rendered = renderer.render(template, _for_developer(shared, case, developer))
         rows.append(
             {
                 "case_id": case.id,
-                "event_id": event.id,
                 "template": str(template),
                 "developer_id": developer.id,
                 "to_address": developer.email,
@@ -288,7 +285,11 @@ def enqueue(
         )
     if not rows:
         return []
-    return _store(session, rows)
+    if event.id is None:  # new in this unit of work: it can have no rows yet
+        messages = [OutboxMessage(event=event, **row) for row in rows]
+        session.add_all(messages)
+        return messages
+    return _store(session, [row | {"event_id": event.id} for row in rows])
 
 
 def _insert_new(session: Session) -> ReturningInsert[OutboxMessage]:

@@ -102,14 +102,21 @@ def record(
     emails: Sequence[EmailTemplate] = (),
     email_context: dict[str, Any] | None = None,
 ) -> CaseEvent:
-    """Append an event, apply it to ``case`` and enqueue its e-mails: the one write path."""
+    """Append an event, apply it to ``case`` and enqueue its e-mails: the one write path.
+
+    Nothing is flushed here: the event is linked to its case and its e-mails to the event by
+    relationship, numbered by the case's own sequence, so a batch of steps is written in
+    one flush at the end of its unit of work.
+    """
     if not reason or not reason.strip():
         raise InvalidInput("a reason is required")
     target = to_status or case.status
     payload = dict(data or {})
     payload["set"] = history.encode(changes or {})
+    case.event_count = (case.event_count or 0) + 1
     event = CaseEvent(
-        case_id=case.id,
+        case=case,
+        seq=case.event_count,
         at=now,
         actor=actor,
         kind=op.value,
@@ -120,7 +127,6 @@ def record(
     )
     session.add(event)
     history.apply(case, to_status=target, at=now, changes=payload["set"])  # as replay does
-    session.flush()
     for template in emails:
         notifications.enqueue(
             session, case=case, event=event, template=template, now=now, extra=email_context
@@ -188,7 +194,10 @@ def record_event(
 
 
 def open_case(session: Session, *, case_in: CaseCreate, actor: str, now: datetime) -> Case:
-    """Open a case on existing apps and developers; its first event records everything."""
+    """Open a case on existing apps and developers; its first event records everything.
+
+    Flushed, so the returned case has its id.
+    """
     apps, developers = _load_subjects(
         session, app_ids=case_in.app_ids, developer_ids=case_in.developer_ids
     )
@@ -202,9 +211,9 @@ def open_case(session: Session, *, case_in: CaseCreate, actor: str, now: datetim
         status=CaseStatus.OPENED,
         apps=apps,
         developers=developers,
+        event_count=0,
     )
     session.add(case)
-    session.flush()
     record(
         session,
         case=case,
@@ -228,6 +237,7 @@ def open_case(session: Session, *, case_in: CaseCreate, actor: str, now: datetim
         },
         data={"app_ids": case_in.app_ids, "developer_ids": case_in.developer_ids},
     )
+    session.flush()
     return case
 
 

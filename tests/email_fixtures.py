@@ -117,11 +117,13 @@ def make_case(
         status=status,
         apps=apps,
         developers=devs,
+        event_count=1,
     )
     session.add_all([*devs, *apps, case])
     session.flush()
     event = CaseEvent(
         case_id=case.id,
+        seq=1,
         at=NOW,
         actor="lead",
         kind="request_changes",
