@@ -4,6 +4,11 @@ Each sweeper step (outreach, feature-change requests, reminders, deadline expiry
 enforcement, appeal windows) is one task run over every due case, one transaction per batch
 (``cases.sweeper.run_step``). A case that fails is reported and the batch goes on; the run
 ends Failed, naming the cases, once everything else is done.
+
+The sweep publishes nothing itself: the Prefect events and ``case-<id>`` artifacts of the
+changes it makes are published by the event relay of the next ``deliver-email`` run (every
+minute). Publishing is the costly part of a large sweep (the Prefect server ingests one
+event per change), and it must not hold up the lifecycle.
 """
 
 from __future__ import annotations
@@ -17,7 +22,6 @@ from prefect.client.schemas.objects import State
 
 from cases import sweeper
 from cases.db import get_engine
-from flows._relay import relay_case_events
 from flows._tasks import instant, outcome, resolve_now, run_name
 from flows.hitl import expire_waiting
 
@@ -62,15 +66,10 @@ def publish_summary(reports: list[dict[str, Any]], now: str) -> dict[str, Any]:
     "deadline expiry, enforcement and appeal windows.",
     log_prints=True,
 )
-def advance_cases(
-    now: str | None = None,
-    batch_size: int = 500,
-    relay_max_artifacts: int = 100,
-) -> State:
-    """Sweep every step due at ``now`` (default: the current time), then relay the events."""
+def advance_cases(now: str | None = None, batch_size: int = 500) -> State:
+    """Sweep every step due at ``now`` (default: the current time)."""
     at = resolve_now(now)
     reports = [run_step(step, at, batch_size) for step in sweeper.STEP_NAMES]
-    relay_case_events(max_artifacts=relay_max_artifacts)
     expire_waiting()
     summary = publish_summary(reports, at)
     failures = [f"case {c}: {e}" for c, e in summary["failed"].items()]

@@ -48,8 +48,14 @@ def _artifact(key: str) -> str | None:
     return str(found[0].data) if found else None
 
 
-def test_advance_sends_outreach_enqueues_mail_and_relays(sqlite_engine: Engine) -> None:
+def _cursors(engine: Engine) -> set[int]:
+    with session_scope(engine) as session:
+        return {c.last_event_id for c in session.scalars(select(RelayCursor))}
+
+
+def test_advance_sends_outreach_and_the_next_delivery_publishes_it(sqlite_engine: Engine) -> None:
     ids = _confirmed(sqlite_engine, 3)
+    before = _cursors(sqlite_engine)
 
     state = advance_cases(now=T0.isoformat(), return_state=True)
 
@@ -57,9 +63,12 @@ def test_advance_sends_outreach_enqueues_mail_and_relays(sqlite_engine: Engine) 
     assert set(_statuses(sqlite_engine).values()) == {CaseStatus.OUTREACH_SENT}
     with session_scope(sqlite_engine) as session:
         templates = session.scalars(select(OutboxMessage.template)).all()
-        cursors = {c.name: c.last_event_id for c in session.scalars(select(RelayCursor))}
     assert templates == ["outreach"] * 3
-    assert set(cursors.values()) == {9}  # open, confirm, send_outreach per case
+    assert _cursors(sqlite_engine) == before  # the sweep itself publishes nothing
+
+    deliver_email(now=T0.isoformat(), limit=0)  # delivers nothing, relays the sweep
+
+    assert _cursors(sqlite_engine) == {9}  # open, confirm, send_outreach per case
     page = _artifact(f"case-{ids[0]}")
     assert page is not None and "outreach sent" in page and "send_outreach" in page
 
