@@ -8,7 +8,7 @@
   the ``outbox_id`` custom arg), records an ``uncertain`` e-mail as ``sent`` or queues it
   again (``resend``, also for a ``failed`` one), with the same Message-ID.
 
-Timeline events go through :mod:`cases.lifecycle`, the single write path.
+Timeline events go through :mod:`cases.notices`, and so the single write path.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import Literal
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from cases import lifecycle
+from cases import notices
 from cases.enums import OutboxStatus
 from cases.errors import GuardFailed, NotFound
 from cases.models import Developer, OutboxMessage
@@ -48,7 +48,7 @@ def reconcile_stale(session: Session, *, now: datetime, lease_seconds: float) ->
             f"claimed by {message.claimed_by} at {message.claimed_at:%Y-%m-%d %H:%M:%S} UTC and "
             "never recorded: the provider may have accepted it"
         )
-        lifecycle.delivery_uncertain(
+        notices.delivery_uncertain(
             session,
             case_id=message.case_id,
             outbox_id=message.id,
@@ -86,7 +86,7 @@ def resolve(
     if decision == "sent":
         message.status = OutboxStatus.SENT
         message.sent_at = message.claimed_at or now
-        lifecycle.notice_delivered(
+        notices.notice_delivered(
             session,
             case_id=message.case_id,
             event_id=message.event_id,
@@ -101,7 +101,7 @@ def resolve(
         message.attempts = 0
         message.next_attempt_at = now
         message.claimed_at = message.claimed_by = None
-    lifecycle.delivery_resolved(
+    notices.delivery_resolved(
         session,
         case_id=message.case_id,
         outbox_id=message.id,

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from cases import lifecycle, service
+from cases import lifecycle, notices, service
 from cases.db import session_scope
 from cases.enums import OutboxStatus, Policy, Severity
 from cases.models import App, Case, Developer, OutboxMessage
@@ -83,7 +83,7 @@ def deliver_pending(engine: Engine, *, now: datetime) -> int:
             message.status = OutboxStatus.SENT
             message.sent_at = now
             session.flush()
-            lifecycle.notice_delivered(
+            notices.notice_delivered(
                 session, case_id=message.case_id, event_id=message.event_id, sent_at=now, now=now
             )
         return len(pending)
@@ -123,7 +123,7 @@ def deliver_case(engine: Engine, case_id: int, *, now: datetime) -> int:
             message.status = OutboxStatus.SENT
             message.sent_at = now
             session.flush()
-            lifecycle.notice_delivered(
+            notices.notice_delivered(
                 session, case_id=case_id, event_id=message.event_id, sent_at=now, now=now
             )
         return len(pending)

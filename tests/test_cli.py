@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, func, select
 
+from cases import notices
 from cases.cli.main import main
 from cases.clock import parse_instant
 from cases.db import session_scope
@@ -143,9 +144,7 @@ def test_every_decision_command(engine: Engine, capsys: pytest.CaptureFixture[st
     assert (urgent["status"], urgent["urgent"]) == ("enforcement_due", True)
     assert decide(T0, "advance")["enforce"] == {"done": [third], "failed": {}}
     with session_scope(engine) as session:
-        from cases import lifecycle
-
-        lifecycle.delivery_failed(session, case_id=third, outbox_id=0, error="bounce", now=T0)
+        notices.delivery_failed(session, case_id=third, outbox_id=0, error="bounce", now=T0)
     unblocked = decide(T0, "cases", "unblock-delivery", str(third), "--reason", "new address")
     assert unblocked["delivery_blocked"] is False
     f.deliver_pending(engine, now=T0)

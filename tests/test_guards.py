@@ -12,7 +12,7 @@ from datetime import datetime
 import pytest
 from sqlalchemy import Engine, select
 
-from cases import appeals, lifecycle, service
+from cases import appeals, lifecycle, notices, service
 from cases.db import session_scope
 from cases.enums import AppStatus, Severity
 from cases.errors import GuardFailed, InvalidInput, NotFound, TransitionNotAllowed
@@ -299,7 +299,7 @@ def test_failed_delivery_blocks_escalation_until_a_lead_unblocks(engine: Engine)
     refused(
         engine,
         case_id,
-        lambda s: lifecycle.unblock_delivery(
+        lambda s: notices.unblock_delivery(
             s, case_id=case_id, actor="lead-ann", reason="r", now=TIMES["report"]
         ),
         GuardFailed,
@@ -309,7 +309,7 @@ def test_failed_delivery_blocks_escalation_until_a_lead_unblocks(engine: Engine)
         outbox_id = session.scalars(
             select(OutboxMessage.id).where(OutboxMessage.case_id == case_id)
         ).first()
-        lifecycle.delivery_failed(
+        notices.delivery_failed(
             session, case_id=case_id, outbox_id=outbox_id, error="bounced", now=TIMES["report"]
         )
     refused(
@@ -322,7 +322,7 @@ def test_failed_delivery_blocks_escalation_until_a_lead_unblocks(engine: Engine)
     report = sweeper.run_step(engine, "expire-deadlines", now=TIMES["enforce"])
     assert report.done == [] and report.failed == {}
     with session_scope(engine) as session:
-        lifecycle.unblock_delivery(
+        notices.unblock_delivery(
             session, case_id=case_id, actor="lead-ann", reason="called them", now=TIMES["enforce"]
         )
     report = sweeper.run_step(engine, "expire-deadlines", now=TIMES["enforce"])
@@ -449,8 +449,8 @@ LEAD_DECISIONS: dict[str, tuple[CaseStatus, Callable[[object, int, str], object]
     "unblock_delivery": (
         S.CHANGES_REQUESTED,
         lambda s, i, who: (
-            lifecycle.delivery_failed(s, case_id=i, outbox_id=1, error="x", now=T0 + days(21)),
-            lifecycle.unblock_delivery(s, case_id=i, actor=who, reason="r", now=T0 + days(21)),
+            notices.delivery_failed(s, case_id=i, outbox_id=1, error="x", now=T0 + days(21)),
+            notices.unblock_delivery(s, case_id=i, actor=who, reason="r", now=T0 + days(21)),
         ),
     ),
     "uphold": (

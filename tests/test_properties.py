@@ -25,7 +25,7 @@ from hypothesis.stateful import (
 from sqlalchemy import func, select
 from sqlalchemy.pool import StaticPool
 
-from cases import appeals, history, lifecycle, service, sweeper
+from cases import appeals, history, lifecycle, notices, service, sweeper
 from cases.db import Base, make_engine, session_scope
 from cases.enums import ActionStatus, AppStatus, OutboxStatus, Severity
 from cases.errors import CasewardError
@@ -165,7 +165,7 @@ class CaseMachine(RuleBasedStateMachine):
     @rule()
     def delivery_fails(self) -> None:
         self.attempt(
-            lambda s, i, now: lifecycle.delivery_failed(
+            lambda s, i, now: notices.delivery_failed(
                 s, case_id=i, outbox_id=0, error="mailbox full", now=now
             )
         )
@@ -173,7 +173,7 @@ class CaseMachine(RuleBasedStateMachine):
     @rule()
     def unblock(self) -> None:
         self.attempt(
-            lambda s, i, now: lifecycle.unblock_delivery(
+            lambda s, i, now: notices.unblock_delivery(
                 s, case_id=i, actor="lead-ann", reason="resent", now=now
             )
         )

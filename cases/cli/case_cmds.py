@@ -12,7 +12,7 @@ from rich.console import Group
 from rich.syntax import Syntax
 from rich.text import Text
 
-from cases import enforcement, lifecycle, queries, service
+from cases import enforcement, lifecycle, notices, queries, service
 from cases.cli.common import STATE, emit, fmt_time, out, table, unit_of_work
 from cases.enums import Policy, Severity
 from cases.models import Case
@@ -187,7 +187,7 @@ DECISIONS: dict[str, tuple[LeadDecision, str]] = {
         "The reported changes are not enough: back to the request.",
     ),
     "unblock-delivery": (
-        lifecycle.unblock_delivery,
+        notices.unblock_delivery,
         "A failed notice was dealt with; escalation may go on.",
     ),
 }

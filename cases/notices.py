@@ -1,0 +1,154 @@
+"""What delivery tells the lifecycle: a notice went out, failed, or may have gone out.
+
+A delivered notice starts the timer of the status it entered; a failed one blocks the case's
+escalation until a lead acts. Called by the outbox, in the transaction that records the
+delivery.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from cases.enums import OutboxStatus
+from cases.errors import GuardFailed
+from cases.lifecycle import (
+    SYSTEM,
+    enforcement_or_raise,
+    latest_change_request,
+    next_reminder,
+    require_lead,
+)
+from cases.models import Case, CaseEvent, OutboxMessage
+from cases.service import get_or_raise, record_event
+from cases.settings import get_settings
+from cases.states import TIMERS, CaseStatus, Op
+
+
+def notice_delivered(
+    session: Session, *, case_id: int, event_id: int, sent_at: datetime, now: datetime
+) -> None:
+    """Start the timer of the status a notice entered, once all its e-mails are sent.
+
+    Idempotent: later calls, reminders and notices of an earlier status change nothing.
+    """
+    unsent, last_sent = session.execute(
+        select(
+            func.count().filter(OutboxMessage.status != OutboxStatus.SENT),
+            func.max(OutboxMessage.sent_at),
+        ).where(OutboxMessage.event_id == event_id)
+    ).one()
+    if unsent:
+        return
+    case = get_or_raise(session, case_id=case_id, lock=True)
+    event = session.get(CaseEvent, event_id)
+    entering = session.scalar(
+        select(func.max(CaseEvent.id)).where(
+            CaseEvent.case_id == case_id, CaseEvent.from_status != CaseEvent.to_status
+        )
+    )
+    if event is None or event.id != entering or case.status not in TIMERS or case.deadline:
+        return
+    settings = get_settings()
+    started = max(last_sent or sent_at, sent_at)
+    deadline = started + timedelta(days=getattr(settings.deadlines, TIMERS[case.status]))
+    reminder = (
+        next_reminder(deadline, settings.deadlines.reminder_offsets_days, now)
+        if case.status is CaseStatus.CHANGES_REQUESTED
+        else None
+    )
+    record_event(
+        session,
+        case=case,
+        op=Op.NOTICE_DELIVERED,
+        actor=SYSTEM,
+        reason=f"{event.kind.replace('_', ' ')} notice delivered; deadline {deadline.isoformat()}",
+        now=now,
+        changes={"deadline": deadline, "next_reminder_at": reminder},
+        data={"event_id": event_id, "sent_at": started.isoformat()},
+    )
+    if case.status is CaseStatus.CHANGES_REQUESTED:
+        request = latest_change_request(session, case_id=case.id)
+        if request is not None:
+            request.notified_at, request.due_at = started, deadline
+    elif case.status is CaseStatus.ENFORCED:
+        enforcement_or_raise(session, case).notice_sent_at = started
+
+
+def delivery_failed(
+    session: Session, *, case_id: int, outbox_id: int, error: str, now: datetime
+) -> None:
+    """A notice could not be delivered: the case cannot escalate until a lead acts."""
+    case = get_or_raise(session, case_id=case_id, lock=True)
+    record_event(
+        session,
+        case=case,
+        op=Op.DELIVERY_FAILED,
+        actor=SYSTEM,
+        reason=f"e-mail {outbox_id} could not be delivered: {error}",
+        now=now,
+        changes={"delivery_blocked": True},
+        data={"outbox_id": outbox_id},
+    )
+
+
+def delivery_uncertain(
+    session: Session, *, case_id: int, outbox_id: int, reason: str, now: datetime
+) -> None:
+    """A claimed e-mail was never recorded: it may have gone out. A lead must decide."""
+    case = get_or_raise(session, case_id=case_id, lock=True)
+    record_event(
+        session,
+        case=case,
+        op=Op.DELIVERY_UNCERTAIN,
+        actor=SYSTEM,
+        reason=reason,
+        now=now,
+        data={"outbox_id": outbox_id},
+    )
+
+
+def delivery_resolved(
+    session: Session,
+    *,
+    case_id: int,
+    outbox_id: int,
+    resend: bool,
+    actor: str,
+    reason: str,
+    now: datetime,
+) -> None:
+    """A lead settled an uncertain or failed e-mail; a resend is the lead acting on a block."""
+    case = get_or_raise(session, case_id=case_id, lock=True)
+    record_event(
+        session,
+        case=case,
+        op=Op.DELIVERY_RESOLVED,
+        actor=actor,
+        reason=reason,
+        now=now,
+        changes={"delivery_blocked": False} if resend and case.delivery_blocked else {},
+        data={"outbox_id": outbox_id},
+    )
+
+
+def unblock_delivery(
+    session: Session, *, case_id: int, actor: str, reason: str, now: datetime
+) -> Case:
+    """A lead has dealt with a failed delivery (fixed the address, resent, or reached out)."""
+    require_lead(actor, get_settings())
+    case = get_or_raise(session, case_id=case_id, lock=True)
+    if not case.delivery_blocked:
+        raise GuardFailed(f"case {case.id} has no blocked delivery")
+    record_event(
+        session,
+        case=case,
+        op=Op.DELIVERY_UNBLOCKED,
+        actor=actor,
+        reason=reason,
+        now=now,
+        changes={"delivery_blocked": False},
+    )
+    return case
