@@ -1,8 +1,9 @@
 """``make demo``: a month of enforcement on a generated platform, through the real flows.
 
 Embedded defaults only: SQLite and a mail folder under ``.caseward/demo``, Prefect in
-ephemeral mode with its home in ``.caseward/prefect`` (so a Prefect server started later on
-that home shows every run and artifact), and a simulated clock passed to each flow as ``now``.
+ephemeral mode with its home in ``.caseward/demo/prefect`` (so a Prefect server started
+later on that home shows every run and artifact), and a simulated clock passed to each flow
+as ``now``. Each run starts over with a new database and a new Prefect home.
 Developers' answers are the same service calls the CLI makes.
 """
 
@@ -20,22 +21,21 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-HOME = Path(".caseward")
-DEMO = HOME / "demo"
+DEMO = Path(".caseward") / "demo"
 T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 LEAD, REVIEWER = "lead-ann", "lead-bob"
 
 
 def configure() -> None:
     """Point Caseward and Prefect at the demo's folders, before either reads its settings."""
-    shutil.rmtree(DEMO, ignore_errors=True)
-    (HOME / "prefect").mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(DEMO, ignore_errors=True)  # a new database needs a new Prefect home:
+    (DEMO / "prefect").mkdir(parents=True)  # relayed event ids derive from its row ids
     os.environ.update(
         {
             "CASEWARD_DATABASE_URL": f"sqlite:///{(DEMO / 'caseward.db').resolve()}",
             "CASEWARD_EMAIL__BACKEND": "file",
             "CASEWARD_EMAIL__MAIL_DIR": str((DEMO / "mail").resolve()),
-            "PREFECT_HOME": str((HOME / "prefect").resolve()),
+            "PREFECT_HOME": str((DEMO / "prefect").resolve()),
             "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
             "DO_NOT_TRACK": "1",
             "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
@@ -215,7 +215,7 @@ def summary(story: dict[str, int], seconds: float) -> None:
     )
     print("  Prefect UI (runs, case-<id> artifacts, daily-report):")
     print(
-        f"    PREFECT_HOME={HOME / 'prefect'} .venv/bin/prefect server start  # then open "
+        f"    PREFECT_HOME={DEMO / 'prefect'} .venv/bin/prefect server start  # then open "
         "http://127.0.0.1:4200"
     )
 
