@@ -33,7 +33,10 @@ def notice_delivered(
     """Start the timer of the status a notice entered, once all its e-mails are sent.
 
     Idempotent: later calls, reminders and notices of an earlier status change nothing.
+    The case is locked before the count, so two deliveries recording the last two e-mails
+    of one notice at once cannot both see the other's as unsent (the second waits).
     """
+    case = get_or_raise(session, case_id=case_id, lock=True)
     unsent, last_sent = session.execute(
         select(
             func.count().filter(OutboxMessage.status != OutboxStatus.SENT),
@@ -42,7 +45,6 @@ def notice_delivered(
     ).one()
     if unsent:
         return
-    case = get_or_raise(session, case_id=case_id, lock=True)
     event = session.get(CaseEvent, event_id)
     entering = session.scalar(
         select(func.max(CaseEvent.id)).where(

@@ -41,7 +41,7 @@ def idempotency_key(
     *, case_id: int, event_seq: int, template: EmailTemplate | str, developer_id: str
 ) -> str:
     """One e-mail per case, event (its number in the case), template and developer."""
-    return f"case-{case_id}-event-{event_seq}-{template}-{developer_id}"
+    return f"case-{case_id}-seq-{event_seq}-{template}-{developer_id}"
 
 
 def _web_link(url: str) -> str | None:

@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -17,9 +18,9 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, func, select
 
-from cases import lifecycle, service, sweeper
+from cases import lifecycle, notices, service, sweeper
 from cases.db import session_scope
-from cases.enums import Policy
+from cases.enums import OutboxStatus, Policy
 from cases.models import CaseEvent, OutboxMessage
 from cases.schemas import CaseCreate
 from cases.states import CaseStatus
@@ -176,3 +177,45 @@ def test_a_second_advance_at_the_same_time_does_nothing(engine: Engine, when: An
     second = sweeper.advance(engine, now=when)
     assert [(r.step, r.done, r.failed) for r in second] == [(s, [], {}) for s in sweeper.STEP_NAMES]
     assert _totals(engine) == after_first
+
+
+def test_two_deliveries_finishing_one_notice_at_once_start_its_deadline(
+    pg_engine: Engine,
+) -> None:
+    """The last two e-mails of one notice recorded by two transactions at the same time.
+
+    Each transaction sees the other's e-mail as unsent until it commits; only the case
+    lock taken before counting makes the second one wait and start the deadline.
+    """
+    case_id = next(c for c, devs in confirmed_cases(pg_engine, 1).items() if len(devs) == 2)
+    sweeper.run_step(pg_engine, "send-outreach", now=T0)
+    with session_scope(pg_engine) as session:
+        first, second = session.scalars(
+            select(OutboxMessage.id).where(OutboxMessage.case_id == case_id)
+        ).all()
+
+    def record_sent(session: Any, outbox_id: int) -> None:
+        message = session.get(OutboxMessage, outbox_id)
+        message.status, message.sent_at = OutboxStatus.SENT, T0
+        session.flush()
+        notices.notice_delivered(
+            session, case_id=case_id, event_id=message.event_id, sent_at=T0, now=T0
+        )
+
+    with session_scope(pg_engine) as a:
+        record_sent(a, first)  # sees the second e-mail unsent: returns, holding the case lock
+        b_done = threading.Event()
+
+        def other_delivery() -> None:
+            with session_scope(pg_engine) as b:
+                record_sent(b, second)
+            b_done.set()
+
+        thread = threading.Thread(target=other_delivery)
+        thread.start()
+        assert not b_done.wait(0.5)  # waits for the case lock
+    thread.join(timeout=30)
+    assert b_done.is_set()
+    with session_scope(pg_engine) as session:
+        case = service.get_or_raise(session, case_id=case_id)
+        assert case.deadline == T0 + days(14)

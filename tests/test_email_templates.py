@@ -123,7 +123,7 @@ def test_enqueue_is_idempotent_per_event_template_and_developer(sqlite_db: Engin
         message = first[0]
         assert message.status == OutboxStatus.PENDING
         assert message.idempotency_key == (
-            f"case-{case.id}-event-{event.seq}-outreach-{message.developer_id}"
+            f"case-{case.id}-seq-{event.seq}-outreach-{message.developer_id}"
         )
         assert message.message_id == message_id_for(message.idempotency_key, "x@caseward.local")
 
