@@ -11,13 +11,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cases import enforcement as enforcement_service
-from cases.enums import AppealStatus
+from cases.enums import ActionStatus, AppealStatus
 from cases.errors import GuardFailed
-from cases.lifecycle import enforcement_or_raise, require_lead
+from cases.lifecycle import enforcement_or_raise
 from cases.models import Appeal, Case
 from cases.platform.base import PlatformAdapter
 from cases.service import get_or_raise, transition
-from cases.settings import get_settings
 from cases.states import CaseStatus, Op, check_transition
 
 
@@ -62,8 +61,10 @@ def decide_appeal(
     adapter: PlatformAdapter,
     now: datetime,
 ) -> Case:
-    """A lead other than the enforcement's approver upholds or overturns it."""
-    require_lead(reviewer, get_settings())
+    """A lead other than the enforcement's approver upholds or overturns it.
+
+    The decision is recorded (and the reviewer checked) before any action is reversed.
+    """
     case = get_or_raise(session, case_id=case_id, lock=True)
     op = Op.OVERTURN if overturn else Op.UPHOLD
     check_transition(op, case.status)
@@ -74,10 +75,11 @@ def decide_appeal(
             "another lead must decide the appeal"
         )
     appeal = session.scalars(select(Appeal).where(Appeal.enforcement_id == decision.id)).one()
-    if overturn:
-        enforcement_service.reverse_all(decision, adapter, now=now)
-    appeal.status = AppealStatus.OVERTURNED if overturn else AppealStatus.UPHELD
-    appeal.decision_reason, appeal.reviewer, appeal.decided_at = reason, reviewer, now
+    restored = [
+        {"kind": a.kind.value, "target_type": a.target_type, "target_id": a.target_id}
+        for a in decision.actions
+        if overturn and a.status is ActionStatus.APPLIED
+    ]
     transition(
         session,
         case=case,
@@ -86,6 +88,10 @@ def decide_appeal(
         reason=reason,
         now=now,
         changes={"outcome": "overturned" if overturn else "upheld"},
-        email_context={"decision_reason": reason},
+        email_context={"decision_reason": reason, "actions": restored},
     )
+    if overturn:
+        enforcement_service.reverse_all(decision, adapter, now=now)
+    appeal.status = AppealStatus.OVERTURNED if overturn else AppealStatus.UPHELD
+    appeal.decision_reason, appeal.reviewer, appeal.decided_at = reason, reviewer, now
     return case

@@ -14,8 +14,3 @@ def parse_instant(text: str) -> datetime:
     """Parse an ISO 8601 instant; a naive value is taken as UTC."""
     value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
     return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
-def as_utc(value: datetime) -> datetime:
-    """Normalise a datetime read back from a database that drops the zone (SQLite)."""
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)

@@ -18,8 +18,8 @@ from cases.catalog import get_catalog
 from cases.errors import GuardFailed
 from cases.models import Case, ChangeRequest, Enforcement
 from cases.platform.base import PlatformAdapter
-from cases.service import get_or_raise, record_event, transition
-from cases.settings import Settings, get_settings
+from cases.service import get_or_raise, record_event, require_lead, transition
+from cases.settings import get_settings
 from cases.states import (
     ACTIVE_BEFORE_ENFORCEMENT,
     ENFORCEMENT_NOTICES,
@@ -29,14 +29,6 @@ from cases.states import (
 )
 
 SYSTEM = "caseward"
-
-
-def require_lead(actor: str, settings: Settings) -> None:
-    """Leads' decisions need a lead when ``leads`` is configured."""
-    if settings.leads and actor not in settings.leads:
-        raise GuardFailed(
-            f"{actor!r} is not a lead (configured leads: {', '.join(settings.leads)})"
-        )
 
 
 def next_reminder(
@@ -68,14 +60,12 @@ def enforcement_or_raise(session: Session, case: Case) -> Enforcement:
 
 
 def confirm(session: Session, *, case_id: int, actor: str, reason: str, now: datetime) -> Case:
-    require_lead(actor, get_settings())
     case = get_or_raise(session, case_id=case_id, lock=True)
     transition(session, case=case, op=Op.CONFIRM, actor=actor, reason=reason, now=now)
     return case
 
 
 def dismiss(session: Session, *, case_id: int, actor: str, reason: str, now: datetime) -> Case:
-    require_lead(actor, get_settings())
     case = get_or_raise(session, case_id=case_id, lock=True)
     transition(
         session,
@@ -91,7 +81,6 @@ def dismiss(session: Session, *, case_id: int, actor: str, reason: str, now: dat
 
 def assign(session: Session, *, case_id: int, actor: str, assignee: str, now: datetime) -> Case:
     """Give an open case to a lead."""
-    require_lead(actor, get_settings())
     case = get_or_raise(session, case_id=case_id, lock=True)
     record_event(
         session,
@@ -160,7 +149,7 @@ def request_changes(
 ) -> Case:
     """Ask for specific feature changes (the policy's defaults unless a lead names them)."""
     if actor != SYSTEM:
-        require_lead(actor, get_settings())
+        require_lead(actor)
     asked = list(changes) if changes else get_catalog().entry(case.policy).required_changes
     return _change_request(
         session,
@@ -207,7 +196,6 @@ def reject_compliance(
     Its deadline starts when it is delivered, like any change request, so a developer is
     never enforced on without having been told what is still missing.
     """
-    require_lead(actor, get_settings())
     case = get_or_raise(session, case_id=case_id, lock=True)
     previous = latest_change_request(session, case_id=case.id)
     asked = previous.changes if previous else get_catalog().entry(case.policy).required_changes
@@ -225,7 +213,6 @@ def reject_compliance(
 
 def resolve(session: Session, *, case_id: int, actor: str, reason: str, now: datetime) -> Case:
     """A lead verifies compliance (or finds no further action needed)."""
-    require_lead(actor, get_settings())
     case = get_or_raise(session, case_id=case_id, lock=True)
     transition(
         session,
@@ -251,7 +238,6 @@ def extend(
 ) -> Case:
     """Grant the one extension a case may have."""
     settings = get_settings()
-    require_lead(actor, settings)
     case = get_or_raise(session, case_id=case_id, lock=True)
     if case.extension_granted:
         raise GuardFailed(f"case {case.id} already had its one extension")
@@ -324,7 +310,6 @@ def approve_enforcement(
     session: Session, *, case_id: int, actor: str, reason: str, now: datetime
 ) -> Case:
     """A lead approves enforcement: of a due enforcement that needs approval, or urgently."""
-    require_lead(actor, get_settings())
     case = get_or_raise(session, case_id=case_id, lock=True)
     _require_evidence(case)
     if case.status in ACTIVE_BEFORE_ENFORCEMENT:
@@ -374,7 +359,6 @@ def decline_enforcement(
     session: Session, *, case_id: int, actor: str, reason: str, now: datetime
 ) -> Case:
     """A lead decides against a planned enforcement before it runs: nothing is applied."""
-    require_lead(actor, get_settings())
     case = get_or_raise(session, case_id=case_id, lock=True)
     transition(
         session,

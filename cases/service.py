@@ -16,19 +16,16 @@ from sqlalchemy.orm import Session, selectinload
 
 from cases import history, notifications
 from cases.enums import EmailTemplate
-from cases.errors import InvalidInput, NotFound
+from cases.errors import GuardFailed, InvalidInput, NotFound
 from cases.models import App, Case, CaseEvent, Developer
 from cases.schemas import CaseCreate, CaseRead
+from cases.settings import get_settings
 from cases.states import CaseStatus, Op, check_event, check_transition
 
 
 def _case_query(*, lock: bool = False) -> Select[Case]:
     query = select(Case).options(selectinload(Case.apps), selectinload(Case.developers))
     return query.with_for_update(of=Case) if lock else query
-
-
-def get(session: Session, *, case_id: int) -> Case | None:
-    return session.scalars(_case_query().where(Case.id == case_id)).one_or_none()
 
 
 def get_or_raise(session: Session, *, case_id: int, lock: bool = False) -> Case:
@@ -134,6 +131,13 @@ def record(
     return event
 
 
+def require_lead(actor: str) -> None:
+    """Leads' decisions need a lead when ``leads`` is configured (empty: anyone)."""
+    leads = get_settings().leads
+    if leads and actor not in leads:
+        raise GuardFailed(f"{actor!r} is not a lead (configured leads: {', '.join(leads)})")
+
+
 def transition(
     session: Session,
     *,
@@ -147,8 +151,13 @@ def transition(
     emails: Sequence[EmailTemplate] = (),
     email_context: dict[str, Any] | None = None,
 ) -> CaseEvent:
-    """Move ``case`` by ``op``; refuses illegal moves. Entering a status clears its timers."""
+    """Move ``case`` by ``op``; refuses illegal moves and, for a lead's move, non-leads.
+
+    Entering a status clears its timers.
+    """
     spec = check_transition(op, case.status)
+    if spec.lead_only:
+        require_lead(actor)
     cleared: dict[str, Any] = {"deadline": None, "next_reminder_at": None}
     return record(
         session,
@@ -177,8 +186,11 @@ def record_event(
     data: dict[str, Any] | None = None,
     email_context: dict[str, Any] | None = None,
 ) -> CaseEvent:
-    """Record ``op`` without a status change; refuses it where the status does not allow it."""
+    """Record ``op`` without a status change; refuses it where the status does not allow it
+    and, for a lead's decision, from anyone but a lead."""
     spec = check_event(op, case.status)
+    if spec.lead_only:
+        require_lead(actor)
     return record(
         session,
         case=case,

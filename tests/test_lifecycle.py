@@ -89,6 +89,13 @@ def test_deadline_missed_leads_to_revoked_token_then_overturned_appeal(engine: E
         replayed = history.replay(service.events(session, case_id=case_id))
         assert replayed == history.Snapshot.of(case)
     assert _templates(engine, case_id)[-2:] == ["appeal_received", "appeal_overturned"]
+    with session_scope(engine) as session:
+        overturned = session.scalars(
+            select(OutboxMessage.text_body).where(
+                OutboxMessage.case_id == case_id, OutboxMessage.template == "appeal_overturned"
+            )
+        ).one()
+    assert "can be authorised again" in overturned  # the restored token is named
 
 
 def test_compliance_reported_and_verified_resolves(engine: Engine) -> None:
