@@ -50,10 +50,10 @@ def setup(n: int) -> None:
     from sqlalchemy import func, select, update
 
     from cases import lifecycle, service
-    from cases.db import Base, get_engine, session_scope
-    from cases.enums import Policy
-    from cases.models import App, Case, CaseEvent, Developer, RelayCursor
-    from cases.schemas import CaseCreate
+    from cases.core.db import Base, get_engine, session_scope
+    from cases.core.enums import Policy
+    from cases.core.models import App, Case, CaseEvent, Developer, RelayCursor
+    from cases.core.schemas import CaseCreate
     from flows._relay import ARTIFACTS_CURSOR, EVENTS_CURSOR
 
     engine = get_engine()
@@ -104,7 +104,7 @@ def setup(n: int) -> None:
 
 def run(mode: str) -> dict[str, float]:
     from cases import sweeper
-    from cases.db import get_engine
+    from cases.core.db import get_engine
 
     relay = 0.0
     if mode == "direct":

@@ -64,7 +64,7 @@ def bench(size: int, fmt: str, workdir: Path, seed: int) -> dict[str, object]:
         [
             sys.executable,
             "-c",
-            "import cases.models; from cases.db import Base, make_engine; "
+            "import cases.core.models; from cases.core.db import Base, make_engine; "
             f"Base.metadata.create_all(make_engine('sqlite:///{database}'))",
         ],
         check=True,

@@ -41,13 +41,13 @@ from typing import Any
 
 from sqlalchemy import Engine, select, update
 
-import cases.models  # noqa: F401
+import cases.core.models  # noqa: F401
 from cases import notifications, outbox, service, sweeper
-from cases.db import Base, make_engine, session_scope
-from cases.enums import EmailTemplate, OutboxStatus
+from cases.core.db import Base, make_engine, session_scope
+from cases.core.enums import EmailTemplate, OutboxStatus
+from cases.core.models import App, Case, CaseEvent, Developer, OutboxMessage
+from cases.core.settings import EmailSettings, Settings, get_settings
 from cases.mail.sendgrid import SendGridSender
-from cases.models import App, Case, CaseEvent, Developer, OutboxMessage
-from cases.settings import EmailSettings, Settings, get_settings
 from cases.states import CaseStatus
 
 NOW = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)

@@ -11,10 +11,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cases import enforcement as enforcement_service
-from cases.enums import ActionStatus, AppealStatus
-from cases.errors import GuardFailed
+from cases.core.enums import ActionStatus, AppealStatus
+from cases.core.errors import GuardFailed
+from cases.core.models import Appeal, Case
 from cases.lifecycle import enforcement_or_raise
-from cases.models import Appeal, Case
 from cases.platform.base import PlatformAdapter
 from cases.service import get_or_raise, transition
 from cases.states import CaseStatus, Op, check_transition

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from cases.enums import ActionKind, Policy, Severity
+from cases.core.enums import ActionKind, Policy, Severity
 
 CATALOG_PATH = Path(__file__).with_name("catalog.toml")
 

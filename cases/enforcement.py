@@ -9,8 +9,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
 from cases.catalog import get_catalog
-from cases.enums import ActionKind, ActionStatus
-from cases.models import App, Case, Enforcement, PlatformAction
+from cases.core.enums import ActionKind, ActionStatus
+from cases.core.models import App, Case, Enforcement, PlatformAction
 from cases.platform.base import ActionSpec, PlatformAdapter
 
 

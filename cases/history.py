@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any, Protocol
 
-from cases.clock import parse_instant
+from cases.core.clock import parse_instant
 from cases.states import CaseStatus
 
 DATETIME_FIELDS = frozenset({"deadline", "next_reminder_at"})

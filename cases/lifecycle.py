@@ -15,11 +15,11 @@ from sqlalchemy.orm import Session
 
 from cases import enforcement as enforcement_service
 from cases.catalog import get_catalog
-from cases.errors import GuardFailed
-from cases.models import Case, ChangeRequest, Enforcement
+from cases.core.errors import GuardFailed
+from cases.core.models import Case, ChangeRequest, Enforcement
+from cases.core.settings import get_settings
 from cases.platform.base import PlatformAdapter
 from cases.service import get_or_raise, record_event, require_lead, transition
-from cases.settings import get_settings
 from cases.states import (
     ACTIVE_BEFORE_ENFORCEMENT,
     ENFORCEMENT_NOTICES,

@@ -12,17 +12,17 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from cases.enums import OutboxStatus
-from cases.errors import GuardFailed
+from cases.core.enums import OutboxStatus
+from cases.core.errors import GuardFailed
+from cases.core.models import Case, CaseEvent, OutboxMessage
+from cases.core.settings import get_settings
 from cases.lifecycle import (
     SYSTEM,
     enforcement_or_raise,
     latest_change_request,
     next_reminder,
 )
-from cases.models import Case, CaseEvent, OutboxMessage
 from cases.service import get_or_raise, record_event
-from cases.settings import get_settings
 from cases.states import TIMERS, CaseStatus, Op
 
 

@@ -20,11 +20,11 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.dml import ReturningInsert
 
-from cases.enums import EmailTemplate, OutboxStatus
+from cases.core.enums import EmailTemplate, OutboxStatus
+from cases.core.models import App, Case, CaseEvent, Developer, OutboxMessage
+from cases.core.settings import Settings, get_settings
 from cases.mail.message import message_id_for
 from cases.mail.render import RenderedEmail, Renderer, get_renderer
-from cases.models import App, Case, CaseEvent, Developer, OutboxMessage
-from cases.settings import Settings, get_settings
 
 
 def renderer_for(settings: Settings) -> Renderer:

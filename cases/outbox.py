@@ -36,8 +36,10 @@ from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session
 
 from cases import notices
-from cases.db import session_scope
-from cases.enums import OutboxStatus
+from cases.core.db import session_scope
+from cases.core.enums import OutboxStatus
+from cases.core.models import OutboxMessage
+from cases.core.settings import EmailSettings, Settings, get_settings
 from cases.mail.base import (
     DeliveryError,
     EmailSender,
@@ -48,9 +50,7 @@ from cases.mail.base import (
     make_sender,
 )
 from cases.mail.message import InvalidAddress, OutgoingEmail, checked_address
-from cases.models import OutboxMessage
 from cases.outbox_review import reconcile_stale, resolve
-from cases.settings import EmailSettings, Settings, get_settings
 
 SYSTEM = "outbox"
 

@@ -20,9 +20,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cases import notices
-from cases.enums import OutboxStatus
-from cases.errors import GuardFailed, NotFound
-from cases.models import Developer, OutboxMessage
+from cases.core.enums import OutboxStatus
+from cases.core.errors import GuardFailed, NotFound
+from cases.core.models import Developer, OutboxMessage
 
 RESOLVABLE: dict[str, frozenset[OutboxStatus]] = {
     "sent": frozenset({OutboxStatus.UNCERTAIN}),

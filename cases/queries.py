@@ -10,9 +10,9 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from cases import enforcement, service
-from cases.errors import NotFound
-from cases.models import App, Appeal, Case, ChangeRequest, Developer, PlatformAction
-from cases.schemas import (
+from cases.core.errors import NotFound
+from cases.core.models import App, Appeal, Case, ChangeRequest, Developer, PlatformAction
+from cases.core.schemas import (
     AppealRead,
     AppRead,
     CaseDetail,

@@ -15,11 +15,11 @@ from sqlalchemy import Select, select
 from sqlalchemy.orm import Session, selectinload
 
 from cases import history, notifications
-from cases.enums import EmailTemplate
-from cases.errors import GuardFailed, InvalidInput, NotFound
-from cases.models import App, Case, CaseEvent, Developer
-from cases.schemas import CaseCreate, CaseRead
-from cases.settings import get_settings
+from cases.core.enums import EmailTemplate
+from cases.core.errors import GuardFailed, InvalidInput, NotFound
+from cases.core.models import App, Case, CaseEvent, Developer
+from cases.core.schemas import CaseCreate, CaseRead
+from cases.core.settings import get_settings
 from cases.states import CaseStatus, Op, check_event, check_transition
 
 

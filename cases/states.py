@@ -11,8 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from cases.enums import ActionKind, EmailTemplate
-from cases.errors import TransitionNotAllowed
+from cases.core.enums import ActionKind, EmailTemplate
+from cases.core.errors import TransitionNotAllowed
 
 
 class CaseStatus(StrEnum):

@@ -18,11 +18,11 @@ from sqlalchemy import ColumnElement, Engine, and_, exists, or_, select
 from sqlalchemy.orm import Session
 
 from cases import lifecycle, service
-from cases.db import session_scope
-from cases.models import Case, Enforcement
+from cases.core.db import session_scope
+from cases.core.models import Case, Enforcement
+from cases.core.settings import get_settings
 from cases.platform import get_adapter
 from cases.platform.base import PlatformAdapter
-from cases.settings import get_settings
 from cases.states import CaseStatus
 
 log = logging.getLogger(__name__)

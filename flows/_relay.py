@@ -27,7 +27,7 @@ from prefect.events import emit_event
 from sqlalchemy import select, update
 
 from cases import service
-from cases.models import Case, CaseEvent, RelayCursor
+from cases.core.models import Case, CaseEvent, RelayCursor
 from flows._tasks import unit_of_work
 
 EVENTS_CURSOR = "prefect-events"

@@ -14,9 +14,9 @@ from prefect.states import Completed, Failed
 from sqlalchemy.orm import Session
 
 from cases import service
-from cases.clock import parse_instant, utcnow
-from cases.db import get_engine, session_scope
-from cases.settings import get_settings
+from cases.core.clock import parse_instant, utcnow
+from cases.core.db import get_engine, session_scope
+from cases.core.settings import get_settings
 
 
 def resolve_now(now: str | None) -> str:

@@ -21,7 +21,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.client.schemas.objects import State
 
 from cases import sweeper
-from cases.db import get_engine
+from cases.core.db import get_engine
 from flows._tasks import instant, outcome, resolve_now, run_name
 from flows.hitl import expire_waiting
 

@@ -17,7 +17,7 @@ from prefect.client.schemas.objects import State, TaskRun
 from sqlalchemy.exc import OperationalError
 
 from cases import outbox
-from cases.db import get_engine
+from cases.core.db import get_engine
 from cases.mail.base import TransientDeliveryError
 from flows._relay import relay_case_events
 from flows._tasks import instant, outcome, resolve_now, run_name

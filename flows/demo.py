@@ -81,7 +81,7 @@ def decide_in_flow(flow: Any, case_id: int, kind: Any, at: str, decision: str, w
 def pick_cases() -> dict[str, int]:
     """The cases of the story: one complies, one ignores (no approval needed), one is banned."""
     from cases import enforcement, service
-    from cases.db import get_engine, session_scope
+    from cases.core.db import get_engine, session_scope
 
     with session_scope(get_engine()) as session:
         cases = service.list_cases(session)
@@ -94,7 +94,7 @@ def pick_cases() -> dict[str, int]:
 
 def act(fn: Callable[..., Any], **kwargs: Any) -> None:
     """One developer's or lead's step, in its own unit of work (as the CLI does it)."""
-    from cases.db import get_engine, session_scope
+    from cases.core.db import get_engine, session_scope
 
     with session_scope(get_engine()) as session:
         fn(session, **kwargs)
@@ -102,7 +102,7 @@ def act(fn: Callable[..., Any], **kwargs: Any) -> None:
 
 def play(apps: int) -> dict[str, int]:
     from cases import appeals, lifecycle, service
-    from cases.db import Base, get_engine, session_scope
+    from cases.core.db import Base, get_engine, session_scope
     from cases.demo_data import generate
     from flows.advance import advance_cases
     from flows.approve_enforcement import approve_enforcement
@@ -188,8 +188,8 @@ def summary(story: dict[str, int], seconds: float) -> None:
     from sqlalchemy import select
 
     from cases import service
-    from cases.db import get_engine, session_scope
-    from cases.models import App, OutboxMessage
+    from cases.core.db import get_engine, session_scope
+    from cases.core.models import App, OutboxMessage
 
     with session_scope(get_engine()) as session:
         cases = service.list_cases(session)

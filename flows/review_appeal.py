@@ -14,8 +14,8 @@ from prefect.cache_policies import NO_CACHE
 from prefect.client.schemas.objects import State
 
 from cases import appeals
+from cases.core.settings import get_settings
 from cases.platform import get_adapter
-from cases.settings import get_settings
 from flows._relay import relay_case_events
 from flows._tasks import instant, label_run, resolve_now, unit_of_work
 from flows.hitl import AppealDecision, as_state, settled, timed_out, wait_for_decision

@@ -16,10 +16,10 @@ import pytest
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 
-import cases.models  # noqa: F401  (registers every table)
-from cases import db
-from cases.db import Base, make_engine
-from cases.settings import get_settings
+import cases.core.models  # noqa: F401  (registers every table)
+from cases.core import db
+from cases.core.db import Base, make_engine
+from cases.core.settings import get_settings
 
 DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 

@@ -9,8 +9,8 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-import cases.models  # noqa: F401  (registers the tables)
-from cases.db import Base, make_engine
+import cases.core.models  # noqa: F401  (registers the tables)
+from cases.core.db import Base, make_engine
 from cases.detection.contract import FILES
 
 HEADERS: dict[str, list[str]] = {spec.name: spec.column_names for spec in FILES}

@@ -24,10 +24,10 @@ from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
-import cases.models  # noqa: F401  (registers every table)
-from cases.db import Base, make_engine
-from cases.enums import ActionKind, EmailTemplate
-from cases.models import App, Case, CaseEvent, Developer
+import cases.core.models  # noqa: F401  (registers every table)
+from cases.core.db import Base, make_engine
+from cases.core.enums import ActionKind, EmailTemplate
+from cases.core.models import App, Case, CaseEvent, Developer
 from cases.states import CaseStatus
 
 NOW = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)

@@ -9,10 +9,10 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from cases import lifecycle, notices, service
-from cases.db import session_scope
-from cases.enums import OutboxStatus, Policy, Severity
-from cases.models import App, Case, Developer, OutboxMessage
-from cases.schemas import CaseCreate
+from cases.core.db import session_scope
+from cases.core.enums import OutboxStatus, Policy, Severity
+from cases.core.models import App, Case, Developer, OutboxMessage
+from cases.core.schemas import CaseCreate
 
 T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 _ids = itertools.count(1)
@@ -231,7 +231,7 @@ def case_in(
 def db_state(engine: Engine, case_id: int) -> dict[str, object]:
     """Everything a case operation may write, for before/after comparisons."""
     from cases import history
-    from cases.models import Appeal, CaseEvent, ChangeRequest, Enforcement, PlatformAction
+    from cases.core.models import Appeal, CaseEvent, ChangeRequest, Enforcement, PlatformAction
 
     with session_scope(engine) as session:
         case = service.get_or_raise(session, case_id=case_id)

@@ -13,8 +13,8 @@ import pytest
 from sqlalchemy import Engine
 
 from cases import appeals, lifecycle, service
-from cases.db import session_scope
-from cases.errors import UsageError
+from cases.core.db import session_scope
+from cases.core.errors import UsageError
 from cases.platform.registry import RegistryAdapter
 from cases.states import EVENTS, TRANSITIONS, CaseStatus, Op
 from tests import factories as f

@@ -15,10 +15,10 @@ from sqlalchemy import Engine, func, select
 
 from cases import notices
 from cases.cli.main import main
-from cases.clock import parse_instant
-from cases.db import session_scope
-from cases.enums import Policy, Severity
-from cases.models import Case, CaseEvent, OutboxMessage
+from cases.core.clock import parse_instant
+from cases.core.db import session_scope
+from cases.core.enums import Policy, Severity
+from cases.core.models import Case, CaseEvent, OutboxMessage
 from cases.states import CaseStatus
 from tests import factories as f
 from tests.conftest import reset_caches

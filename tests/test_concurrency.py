@@ -19,10 +19,10 @@ import pytest
 from sqlalchemy import Engine, func, select
 
 from cases import lifecycle, notices, service, sweeper
-from cases.db import session_scope
-from cases.enums import OutboxStatus, Policy
-from cases.models import CaseEvent, OutboxMessage
-from cases.schemas import CaseCreate
+from cases.core.db import session_scope
+from cases.core.enums import OutboxStatus, Policy
+from cases.core.models import CaseEvent, OutboxMessage
+from cases.core.schemas import CaseCreate
 from cases.states import CaseStatus
 from tests import factories as f
 from tests.factories import T0, TIMES, days

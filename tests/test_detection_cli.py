@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, func, select, update
 
-from cases.db import session_scope
-from cases.models import App, Case, CaseEvent, Developer
-from cases.settings import get_settings
+from cases.core.db import session_scope
+from cases.core.models import App, Case, CaseEvent, Developer
+from cases.core.settings import get_settings
 from tests.detection_fixtures import SnapshotBuilder, sqlite_engine
 
 

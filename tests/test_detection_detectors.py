@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from cases.core.settings import DetectionSettings
 from cases.detection.finding import Finding
 from cases.detection.run import detect_findings
 from cases.detection.snapshot import open_snapshot
-from cases.settings import DetectionSettings
 from tests.detection_fixtures import SnapshotBuilder
 
 SETTINGS = DetectionSettings()

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from cases.core.settings import DetectionSettings
 from cases.demo_data import generate
 from cases.detection.finding import Finding
 from cases.detection.run import detect_findings, load_snapshot
-from cases.settings import DetectionSettings
 
 POLICIES = ("duplicate_apps", "rate_limit_circumvention", "user_supplied_keys", "spam")
 

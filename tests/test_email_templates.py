@@ -10,13 +10,13 @@ import pytest
 from sqlalchemy import Engine, func, select
 
 from cases import notifications
-from cases.db import session_scope
-from cases.enums import EmailTemplate, OutboxStatus
+from cases.core.db import session_scope
+from cases.core.enums import EmailTemplate, OutboxStatus
+from cases.core.models import OutboxMessage
+from cases.core.settings import get_settings
 from cases.mail.message import OutgoingEmail, build_mime, message_id_for
 from cases.mail.render import RenderError, get_renderer, header_safe, leftover_syntax
-from cases.models import OutboxMessage
 from cases.outbox import to_outgoing
-from cases.settings import get_settings
 from tests.email_fixtures import (
     HOSTILE_NAME,
     INJECTION_NAME,

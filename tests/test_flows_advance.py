@@ -9,9 +9,9 @@ from prefect.client.schemas.sorting import ArtifactSort
 from sqlalchemy import Engine, select, update
 
 from cases import lifecycle, service
-from cases.db import session_scope
-from cases.enums import OutboxStatus
-from cases.models import Case, OutboxMessage, RelayCursor
+from cases.core.db import session_scope
+from cases.core.enums import OutboxStatus
+from cases.core.models import Case, OutboxMessage, RelayCursor
 from cases.states import CaseStatus
 from flows._relay import case_markdown
 from flows.advance import advance_cases

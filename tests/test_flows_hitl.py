@@ -12,9 +12,9 @@ from prefect.states import Suspended
 from sqlalchemy import Engine, func, select
 
 from cases import appeals, lifecycle, service, sweeper
-from cases.db import session_scope
-from cases.enums import AppStatus, Severity
-from cases.models import App, CaseEvent, Enforcement
+from cases.core.db import session_scope
+from cases.core.enums import AppStatus, Severity
+from cases.core.models import App, CaseEvent, Enforcement
 from cases.states import CaseStatus, Op
 from flows.approve_enforcement import approve_enforcement
 from flows.hitl import Kind, expire_waiting, resume_waiting, waiting_runs

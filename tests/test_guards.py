@@ -13,10 +13,10 @@ import pytest
 from sqlalchemy import Engine, select
 
 from cases import appeals, lifecycle, notices, service
-from cases.db import session_scope
-from cases.enums import AppStatus, Severity
-from cases.errors import GuardFailed, InvalidInput, NotFound, TransitionNotAllowed
-from cases.models import App, Appeal, OutboxMessage
+from cases.core.db import session_scope
+from cases.core.enums import AppStatus, Severity
+from cases.core.errors import GuardFailed, InvalidInput, NotFound, TransitionNotAllowed
+from cases.core.models import App, Appeal, OutboxMessage
 from cases.platform.registry import RegistryAdapter
 from cases.states import TRANSITIONS, CaseStatus, Op
 from tests import factories as f

@@ -8,11 +8,11 @@ import duckdb
 import pytest
 from sqlalchemy import Engine, select, update
 
-from cases.db import session_scope
+from cases.core.db import session_scope
+from cases.core.models import App, Developer
 from cases.detection.problems import ImportFailed
 from cases.detection.registry_import import import_registry
 from cases.detection.snapshot import open_snapshot
-from cases.models import App, Developer
 from tests.detection_fixtures import SnapshotBuilder, sqlite_engine
 
 

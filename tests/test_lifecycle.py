@@ -6,10 +6,10 @@ import pytest
 from sqlalchemy import Engine, select
 
 from cases import appeals, history, lifecycle, service, sweeper
-from cases.db import session_scope
-from cases.enums import ActionStatus, AppStatus, OutboxStatus, Severity
-from cases.errors import GuardFailed, TransitionNotAllowed
-from cases.models import App, OutboxMessage, PlatformAction
+from cases.core.db import session_scope
+from cases.core.enums import ActionStatus, AppStatus, OutboxStatus, Severity
+from cases.core.errors import GuardFailed, TransitionNotAllowed
+from cases.core.models import App, OutboxMessage, PlatformAction
 from cases.platform.registry import RegistryAdapter
 from cases.states import CaseStatus
 from tests import factories as f

@@ -13,8 +13,8 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, inspect, text
 from sqlalchemy.engine import make_url
 
-from cases.db import Base, make_engine
-from cases.migrate import alembic_config, upgrade
+from cases.core.db import Base, make_engine
+from cases.core.migrate import alembic_config, upgrade
 from tests.conftest import _admin_url
 
 

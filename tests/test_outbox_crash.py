@@ -10,12 +10,12 @@ import pytest
 from sqlalchemy import Engine, select
 
 from cases import outbox, outbox_review
-from cases.db import session_scope
-from cases.enums import OutboxStatus
-from cases.errors import GuardFailed
+from cases.core.db import session_scope
+from cases.core.enums import OutboxStatus
+from cases.core.errors import GuardFailed
+from cases.core.models import Case, OutboxMessage
 from cases.mail.base import EmailSender, SendResult
 from cases.mail.message import OutgoingEmail
-from cases.models import Case, OutboxMessage
 from tests.email_fixtures import NOW, FakeSendGrid, pg_db, sendgrid_server, sqlite_db
 from tests.test_outbox_delivery import queue, rows, sendgrid, settings, timeline
 

@@ -14,13 +14,13 @@ import pytest
 from sqlalchemy import Engine, select
 
 from cases import notifications, outbox
-from cases.db import session_scope
-from cases.enums import EmailTemplate, OutboxStatus
+from cases.core.db import session_scope
+from cases.core.enums import EmailTemplate, OutboxStatus
+from cases.core.models import Case, CaseEvent, OutboxMessage
+from cases.core.settings import EmailSettings, Settings
 from cases.mail.console import ConsoleSender
 from cases.mail.file import FileSender
 from cases.mail.sendgrid import SendGridSender
-from cases.models import Case, CaseEvent, OutboxMessage
-from cases.settings import EmailSettings, Settings
 from tests.email_fixtures import (
     INJECTION_NAME,
     NOW,

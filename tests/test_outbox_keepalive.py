@@ -9,7 +9,7 @@ from python_http_client.exceptions import BadRequestsError
 from sqlalchemy import Engine
 
 from cases import outbox
-from cases.enums import OutboxStatus
+from cases.core.enums import OutboxStatus
 from cases.mail.keepalive import KeepAliveClient, connection_dropped
 from cases.mail.sendgrid import SendGridSender
 from tests.email_fixtures import NOW, FakeSendGrid, sendgrid_server, sqlite_db

@@ -18,14 +18,14 @@ import pytest
 from sqlalchemy import Engine, select
 
 from cases import sweeper
-from cases.db import session_scope
-from cases.enums import ActionKind, ActionStatus
-from cases.errors import PlatformError
-from cases.models import PlatformAction
+from cases.core.db import session_scope
+from cases.core.enums import ActionKind, ActionStatus
+from cases.core.errors import PlatformError
+from cases.core.models import PlatformAction
+from cases.core.settings import get_settings
 from cases.platform import get_adapter
 from cases.platform.base import ActionSpec
 from cases.platform.http import HttpAdapter
-from cases.settings import get_settings
 from cases.states import CaseStatus
 from tests import factories as f
 from tests.conftest import reset_caches

@@ -26,10 +26,10 @@ from sqlalchemy import func, select
 from sqlalchemy.pool import StaticPool
 
 from cases import appeals, history, lifecycle, notices, service, sweeper
-from cases.db import Base, make_engine, session_scope
-from cases.enums import ActionStatus, AppStatus, OutboxStatus, Severity
-from cases.errors import CasewardError
-from cases.models import (
+from cases.core.db import Base, make_engine, session_scope
+from cases.core.enums import ActionStatus, AppStatus, OutboxStatus, Severity
+from cases.core.errors import CasewardError
+from cases.core.models import (
     App,
     Appeal,
     Case,

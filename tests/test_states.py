@@ -6,7 +6,7 @@ from itertools import product
 
 import pytest
 
-from cases.errors import TransitionNotAllowed, UsageError
+from cases.core.errors import TransitionNotAllowed, UsageError
 from cases.states import (
     EVENTS,
     ON_TIMEOUT,

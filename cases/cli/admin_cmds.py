@@ -9,11 +9,11 @@ from sqlalchemy import func, select
 
 from cases import sweeper
 from cases.cli.common import STATE, emit, err, table, unit_of_work
-from cases.db import get_engine
-from cases.migrate import upgrade
-from cases.models import Case
+from cases.core.db import get_engine
+from cases.core.migrate import upgrade
+from cases.core.models import Case
+from cases.core.settings import get_settings, masked
 from cases.outbox import deliver_pending
-from cases.settings import get_settings, masked
 
 Json = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 

@@ -9,9 +9,9 @@ import typer
 from cases import appeals, service
 from cases.cli.case_cmds import CaseId, Json, Reason, resume_waiting_flow
 from cases.cli.common import STATE, emit, unit_of_work
-from cases.errors import InvalidInput
+from cases.core.errors import InvalidInput
+from cases.core.settings import get_settings
 from cases.platform import get_adapter
-from cases.settings import get_settings
 
 appeal_app = typer.Typer(help="Appeals of enforcement decisions.", no_args_is_help=True)
 

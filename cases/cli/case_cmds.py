@@ -14,9 +14,9 @@ from rich.text import Text
 
 from cases import enforcement, lifecycle, notices, queries, service
 from cases.cli.common import STATE, emit, fmt_time, out, table, unit_of_work
-from cases.enums import Policy, Severity
-from cases.models import Case
-from cases.schemas import CaseCreate, CaseDetail, CaseRead
+from cases.core.enums import Policy, Severity
+from cases.core.models import Case
+from cases.core.schemas import CaseCreate, CaseDetail, CaseRead
 from cases.states import CaseStatus
 
 cases_app = typer.Typer(help="Open, inspect and decide enforcement cases.", no_args_is_help=True)

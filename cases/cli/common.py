@@ -16,10 +16,10 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy.orm import Session
 
-from cases.clock import parse_instant, utcnow
-from cases.db import get_engine, session_scope
-from cases.errors import InvalidInput
-from cases.settings import Settings, get_settings
+from cases.core.clock import parse_instant, utcnow
+from cases.core.db import get_engine, session_scope
+from cases.core.errors import InvalidInput
+from cases.core.settings import Settings, get_settings
 
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)

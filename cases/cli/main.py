@@ -17,8 +17,8 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from cases.cli import admin_cmds, appeal_cmds, apps_cmds, case_cmds
 from cases.cli.common import STATE
-from cases.db import get_engine
-from cases.errors import CasewardError
+from cases.core.db import get_engine
+from cases.core.errors import CasewardError
 
 try:  # newer typer parses with its own copy of click, whose exceptions are not click's
     from typer._click import exceptions as _typer_click

@@ -11,11 +11,11 @@ from sqlalchemy import select
 
 from cases import outbox, outbox_review
 from cases.cli.common import STATE, emit, fmt_time, out, settings, table, unit_of_work
-from cases.db import get_engine
-from cases.enums import EmailTemplate, OutboxStatus
-from cases.errors import InvalidInput, NotFound
+from cases.core.db import get_engine
+from cases.core.enums import EmailTemplate, OutboxStatus
+from cases.core.errors import InvalidInput, NotFound
+from cases.core.models import OutboxMessage
 from cases.mail.preview import preview
-from cases.models import OutboxMessage
 
 outbox_app = typer.Typer(help="Developer e-mail waiting, sent, failed or uncertain.")
 email_app = typer.Typer(help="Developer e-mail templates.")

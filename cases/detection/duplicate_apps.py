@@ -33,11 +33,11 @@ import duckdb
 import pyarrow as pa
 from rapidfuzz import fuzz
 
+from cases.core.enums import Policy, Severity
+from cases.core.settings import DetectionSettings
 from cases.detection.checks import q
 from cases.detection.finding import Finding
 from cases.detection.parties import UnionFind
-from cases.enums import Policy, Severity
-from cases.settings import DetectionSettings
 
 BATCH = 200_000
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field, field_validator
 
-from cases.enums import Policy, Severity
+from cases.core.enums import Policy, Severity
 
 
 def jsonable(value: Any) -> Any:

@@ -17,8 +17,8 @@ import re
 
 import duckdb
 
+from cases.core.settings import DetectionSettings
 from cases.detection.checks import q
-from cases.settings import DetectionSettings
 
 RESERVED_TLDS = ("localhost", "test", "example", "invalid", "local", "internal", "lan", "home")
 PRIVATE_IP_RE = (

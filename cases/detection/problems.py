@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from cases.errors import CasewardError
+from cases.core.errors import CasewardError
 
 
 @dataclass(frozen=True, order=True)

@@ -30,9 +30,9 @@ from typing import Any
 
 import duckdb
 
+from cases.core.enums import Policy
+from cases.core.settings import DetectionSettings
 from cases.detection.finding import Finding, severity_for
-from cases.enums import Policy
-from cases.settings import DetectionSettings
 
 HOT_SQL = """
 CREATE OR REPLACE TEMP TABLE hot AS

@@ -17,9 +17,9 @@ from sqlalchemy import Table, func, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from cases.core.enums import AccountStatus, AppStatus
+from cases.core.models import App, Developer
 from cases.detection.snapshot import Progress, Snapshot
-from cases.enums import AccountStatus, AppStatus
-from cases.models import App, Developer
 
 BATCH = 5000
 

@@ -17,6 +17,9 @@ import pyarrow as pa
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from cases.core.enums import AppStatus
+from cases.core.models import App
+from cases.core.settings import DetectionSettings
 from cases.detection import (
     duplicate_apps,
     rate_limit_circumvention,
@@ -29,9 +32,6 @@ from cases.detection.parties import build_parties
 from cases.detection.registry_import import ImportSummary, import_registry
 from cases.detection.snapshot import Progress, Snapshot, open_snapshot
 from cases.detection.to_cases import sync_findings
-from cases.enums import AppStatus
-from cases.models import App
-from cases.settings import DetectionSettings
 
 Detector = Callable[[duckdb.DuckDBPyConnection, DetectionSettings], list[Finding]]
 

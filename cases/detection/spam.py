@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import duckdb
 
+from cases.core.enums import Policy
+from cases.core.settings import DetectionSettings
 from cases.detection.finding import Finding, severity_for
-from cases.enums import Policy
-from cases.settings import DetectionSettings
 
 SQL = """
 WITH rep AS (

@@ -18,10 +18,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cases import service
+from cases.core.models import Case, case_apps, case_developers
+from cases.core.schemas import CaseCreate
 from cases.detection.finding import Finding
 from cases.detection.snapshot import Progress
-from cases.models import Case, case_apps, case_developers
-from cases.schemas import CaseCreate
 from cases.states import OPEN_STATUSES
 
 

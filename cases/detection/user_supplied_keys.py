@@ -19,10 +19,10 @@ from collections import defaultdict
 
 import duckdb
 
+from cases.core.enums import Policy
+from cases.core.settings import DetectionSettings
 from cases.detection.finding import Finding, severity_for
 from cases.detection.parties import UnionFind
-from cases.enums import Policy
-from cases.settings import DetectionSettings
 
 HOSTS_SQL = """
 SELECT h.host, count(DISTINCT a.party_id) AS parties

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
+from cases.core.settings import Settings
 from cases.mail.message import OutgoingEmail
-from cases.settings import Settings
 
 
 @dataclass(frozen=True)

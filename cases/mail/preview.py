@@ -13,12 +13,12 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
-from cases.enums import EmailTemplate
-from cases.errors import InvalidInput, NotFound
+from cases.core.enums import EmailTemplate
+from cases.core.errors import InvalidInput, NotFound
+from cases.core.models import Appeal, Case, ChangeRequest, Enforcement
+from cases.core.settings import Settings
 from cases.mail.render import RenderedEmail
-from cases.models import Appeal, Case, ChangeRequest, Enforcement
 from cases.notifications import render_for, renderer_for
-from cases.settings import Settings
 from cases.states import ENFORCEMENT_NOTICES
 
 ENFORCEMENT_TEMPLATES = {template: kind for kind, template in ENFORCEMENT_NOTICES.items()}

@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateError, select_autoescape
 
 import cases
-from cases.enums import EmailTemplate
+from cases.core.enums import EmailTemplate
 
 # any character that could end or fold a header line, plus the other C0/C1 controls
 _UNSAFE_HEADER_CHARS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")

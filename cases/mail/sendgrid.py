@@ -35,6 +35,7 @@ from sendgrid.helpers.mail import (
     To,
 )
 
+from cases.core.settings import Settings
 from cases.mail.base import (
     PermanentDeliveryError,
     ProviderConfigError,
@@ -44,7 +45,6 @@ from cases.mail.base import (
 from cases.mail.keepalive import KeepAliveClient
 from cases.mail.message import InvalidAddress, OutgoingEmail, checked_address
 from cases.mail.render import header_safe
-from cases.settings import Settings
 
 CLIENT_LOGGER = "python_http_client.client"
 TRANSIENT_STATUSES = frozenset({408, 425, 429})

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
+from cases.core.settings import Settings
 from cases.platform.base import ActionSpec, PlatformAdapter
-from cases.settings import Settings
 
 
 def get_adapter(session: Session, settings: Settings) -> PlatformAdapter:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from cases.enums import AccountStatus, ActionKind, AppStatus
+from cases.core.enums import AccountStatus, ActionKind, AppStatus
 
 # The status an action leaves its target in; graduated from mild to severe.
 EFFECT: dict[ActionKind, str] = {

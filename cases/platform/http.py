@@ -17,9 +17,9 @@ from typing import Any
 import httpx
 from sqlalchemy.orm import Session
 
-from cases.errors import PlatformError
+from cases.core.errors import PlatformError
+from cases.core.settings import PlatformSettings
 from cases.platform.base import ActionSpec
-from cases.settings import PlatformSettings
 
 
 class HttpAdapter:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
-from cases.enums import AppStatus
-from cases.errors import NotFound
-from cases.models import App, Developer
+from cases.core.enums import AppStatus
+from cases.core.errors import NotFound
+from cases.core.models import App, Developer
 from cases.platform.base import APP_SEVERITY, EFFECT, ActionSpec
 
 

@@ -1,11 +1,11 @@
-"""Alembic environment: migrates the database of the engine handed in by cases.migrate."""
+"""Alembic environment: migrates the database of the engine handed in by cases.core.migrate."""
 
 from __future__ import annotations
 
 from alembic import context
 
-import cases.models  # noqa: F401  (registers every table)
-from cases.db import Base, get_engine
+import cases.core.models  # noqa: F401  (registers every table)
+from cases.core.db import Base, get_engine
 
 config = context.config
 connection = config.attributes.get("connection")

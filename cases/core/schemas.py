@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from cases.enums import Policy, Severity
+from cases.core.enums import Policy, Severity
 
 
 class CaseCreate(BaseModel):

@@ -111,7 +111,7 @@ def dispose_engines() -> None:
 def get_engine(url: str | None = None) -> Engine:
     """The process-wide engine for ``url`` (default: the configured database)."""
     if url is None:
-        from cases.settings import get_settings
+        from cases.core.settings import get_settings
 
         url = get_settings().database_url
     if url not in _ENGINES:

@@ -14,7 +14,7 @@ ${imports if imports else ""}
 from sqlalchemy import Text
 from sqlalchemy.dialects import postgresql
 
-import cases.db
+import cases.core.db
 
 revision = ${repr(up_revision)}
 down_revision = ${repr(down_revision)}

@@ -21,7 +21,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from cases.clock import parse_instant
+from cases.core.clock import parse_instant
 
 DEFAULT_HOME = Path(".caseward")
 

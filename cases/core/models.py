@@ -18,8 +18,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from cases.db import Base
-from cases.enums import (
+from cases.core.db import Base
+from cases.core.enums import (
     AccountStatus,
     ActionKind,
     ActionStatus,

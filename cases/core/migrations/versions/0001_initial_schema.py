@@ -12,7 +12,7 @@ from alembic import op
 from sqlalchemy import Text
 from sqlalchemy.dialects import postgresql
 
-import cases.db
+import cases.core.db
 
 revision = "0001"
 down_revision = None
@@ -61,10 +61,10 @@ def upgrade() -> None:
         ),
         sa.Column("opened_by", sa.String(length=200), nullable=False),
         sa.Column("assignee", sa.String(length=200), nullable=True),
-        sa.Column("created_at", cases.db.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("status_changed_at", cases.db.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("deadline", cases.db.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("next_reminder_at", cases.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("created_at", cases.core.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("status_changed_at", cases.core.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("deadline", cases.core.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("next_reminder_at", cases.core.db.UTCDateTime(timezone=True), nullable=True),
         sa.Column("extension_granted", sa.Boolean(), nullable=False),
         sa.Column("delivery_blocked", sa.Boolean(), nullable=False),
         sa.Column("enforcement_approved_by", sa.String(length=200), nullable=True),
@@ -85,7 +85,7 @@ def upgrade() -> None:
         sa.Column("id", sa.String(length=200), nullable=False),
         sa.Column("handle", sa.String(length=200), nullable=False),
         sa.Column("email", sa.String(length=320), nullable=False),
-        sa.Column("created_at", cases.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", cases.core.db.UTCDateTime(timezone=True), nullable=False),
         sa.Column(
             "status",
             sa.Enum("active", "suspended", name="accountstatus", native_enum=False, length=30),
@@ -101,7 +101,7 @@ def upgrade() -> None:
         sa.Column("description", sa.Text(), nullable=False),
         sa.Column("website", sa.String(length=2000), nullable=False),
         sa.Column("callback_urls", sa.Text(), nullable=False),
-        sa.Column("created_at", cases.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", cases.core.db.UTCDateTime(timezone=True), nullable=False),
         sa.Column("rate_limit_per_hour", sa.Integer(), nullable=True),
         sa.Column("requests_7d", sa.BigInteger(), nullable=False),
         sa.Column(
@@ -151,7 +151,7 @@ def upgrade() -> None:
         "case_events",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("case_id", sa.Integer(), nullable=False),
-        sa.Column("at", cases.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("at", cases.core.db.UTCDateTime(timezone=True), nullable=False),
         sa.Column("actor", sa.String(length=200), nullable=False),
         sa.Column("kind", sa.String(length=40), nullable=False),
         sa.Column("from_status", sa.String(length=30), nullable=True),
@@ -179,12 +179,12 @@ def upgrade() -> None:
             sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), "postgresql"),
             nullable=False,
         ),
-        sa.Column("requested_at", cases.db.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("notified_at", cases.db.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("due_at", cases.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("requested_at", cases.core.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("notified_at", cases.core.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("due_at", cases.core.db.UTCDateTime(timezone=True), nullable=True),
         sa.Column("response", sa.String(length=30), nullable=True),
         sa.Column("response_text", sa.Text(), nullable=True),
-        sa.Column("responded_at", cases.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("responded_at", cases.core.db.UTCDateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(
             ["case_id"],
             ["cases.id"],
@@ -204,10 +204,10 @@ def upgrade() -> None:
         sa.Column("urgent", sa.Boolean(), nullable=False),
         sa.Column("requires_approval", sa.Boolean(), nullable=False),
         sa.Column("approved_by", sa.String(length=200), nullable=True),
-        sa.Column("created_at", cases.db.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("executed_at", cases.db.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("notice_sent_at", cases.db.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("reversed_at", cases.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("created_at", cases.core.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("executed_at", cases.core.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("notice_sent_at", cases.core.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("reversed_at", cases.core.db.UTCDateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(
             ["case_id"],
             ["cases.id"],
@@ -226,7 +226,7 @@ def upgrade() -> None:
         sa.Column("case_id", sa.Integer(), nullable=False),
         sa.Column("statement", sa.Text(), nullable=False),
         sa.Column("submitted_by", sa.String(length=200), nullable=False),
-        sa.Column("submitted_at", cases.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("submitted_at", cases.core.db.UTCDateTime(timezone=True), nullable=False),
         sa.Column(
             "status",
             sa.Enum(
@@ -236,7 +236,7 @@ def upgrade() -> None:
         ),
         sa.Column("decision_reason", sa.Text(), nullable=True),
         sa.Column("reviewer", sa.String(length=200), nullable=True),
-        sa.Column("decided_at", cases.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("decided_at", cases.core.db.UTCDateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(
             ["case_id"], ["cases.id"], name=op.f("fk_appeals_case_id_cases"), ondelete="CASCADE"
         ),
@@ -293,11 +293,11 @@ def upgrade() -> None:
             nullable=False,
         ),
         sa.Column("attempts", sa.Integer(), nullable=False),
-        sa.Column("created_at", cases.db.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("next_attempt_at", cases.db.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("claimed_at", cases.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("created_at", cases.core.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("next_attempt_at", cases.core.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("claimed_at", cases.core.db.UTCDateTime(timezone=True), nullable=True),
         sa.Column("claimed_by", sa.String(length=200), nullable=True),
-        sa.Column("sent_at", cases.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("sent_at", cases.core.db.UTCDateTime(timezone=True), nullable=True),
         sa.Column("provider_message_id", sa.String(length=300), nullable=True),
         sa.Column("last_error", sa.Text(), nullable=True),
         sa.ForeignKeyConstraint(
@@ -347,8 +347,8 @@ def upgrade() -> None:
         ),
         sa.Column("idempotency_key", sa.String(length=100), nullable=False),
         sa.Column("prior_status", sa.String(length=20), nullable=True),
-        sa.Column("applied_at", cases.db.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("reversed_at", cases.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("applied_at", cases.core.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("reversed_at", cases.core.db.UTCDateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(
             ["enforcement_id"],
             ["enforcements.id"],
