@@ -49,11 +49,11 @@ def setup(n: int) -> None:
     """N confirmed cases; the first half already past their outreach window."""
     from sqlalchemy import func, select, update
 
-    from cases import lifecycle, service
     from cases.core.db import Base, get_engine, session_scope
     from cases.core.enums import Policy
     from cases.core.models import App, Case, CaseEvent, Developer, RelayCursor
     from cases.core.schemas import CaseCreate
+    from cases.lifecycle import operations, service
     from flows._relay import ARTIFACTS_CURSOR, EVENTS_CURSOR
 
     engine = get_engine()
@@ -88,9 +88,9 @@ def setup(n: int) -> None:
                     actor="detector",
                     now=T0,
                 )
-                lifecycle.confirm(session, case_id=case.id, actor="lead", reason="ok", now=T0)
+                operations.confirm(session, case_id=case.id, actor="lead", reason="ok", now=T0)
                 if i < n // 2:
-                    lifecycle.send_outreach(session, case=case, now=T0)
+                    operations.send_outreach(session, case=case, now=T0)
     with session_scope(engine) as session:
         session.execute(
             update(Case).where(Case.status == "outreach_sent").values(deadline=T0 + timedelta(14))
@@ -103,8 +103,8 @@ def setup(n: int) -> None:
 
 
 def run(mode: str) -> dict[str, float]:
-    from cases import sweeper
     from cases.core.db import get_engine
+    from cases.lifecycle import sweeper
 
     relay = 0.0
     if mode == "direct":

@@ -9,7 +9,7 @@ Render + enqueue, three ways, each over ``--n`` e-mails (``--n / --developers`` 
   command);
 * ``batched``: 500 cases loaded in one query per transaction and a savepoint per case
   (the sweeper's slow path, taken when a case in the batch fails);
-* ``sweeper``: the real path, ``cases.sweeper.run_step(engine, "send-outreach")`` over
+* ``sweeper``: the real path, ``cases.lifecycle.sweeper.run_step(engine, "send-outreach")`` over
   confirmed cases (lock, transition, event, outreach e-mails).
 
 Each is compared with rendering the same templates and contexts in a bare loop; the ratio is
@@ -42,13 +42,13 @@ from typing import Any
 from sqlalchemy import Engine, select, update
 
 import cases.core.models  # noqa: F401
-from cases import notifications, outbox, service, sweeper
+from cases import notifications, outbox
 from cases.core.db import Base, make_engine, session_scope
-from cases.core.enums import EmailTemplate, OutboxStatus
+from cases.core.enums import CaseStatus, EmailTemplate, OutboxStatus
 from cases.core.models import App, Case, CaseEvent, Developer, OutboxMessage
 from cases.core.settings import EmailSettings, Settings, get_settings
+from cases.lifecycle import service, sweeper
 from cases.mail.sendgrid import SendGridSender
-from cases.states import CaseStatus
 
 NOW = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 FCR = EmailTemplate.FEATURE_CHANGE_REQUEST

@@ -9,9 +9,9 @@ Semantics (see docs/email.md):
   never hold the same row.
 * **Record after the call**, a savepoint per message in one transaction per group of
   finished calls: ``sent`` (and
-  ``cases.notices.notice_delivered``, which starts the deadline from ``sent_at``), back to
+  ``cases.lifecycle.notices.notice_delivered``, which starts the deadline from ``sent_at``), back to
   ``pending`` with exponential backoff and jitter on a transient error (until
-  ``max_attempts``), ``failed`` (and ``cases.notices.delivery_failed``, which blocks the
+  ``max_attempts``), ``failed`` (and ``cases.lifecycle.notices.delivery_failed``, which blocks the
   case) on a permanent one. A 401/403 blames our configuration, not the message: the batch
   stops and its claims return to ``pending`` without using up an attempt.
 * **A crash between the provider's acceptance and our record** leaves the row ``sending``.
@@ -35,11 +35,11 @@ from typing import Any, Protocol
 from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session
 
-from cases import notices
 from cases.core.db import session_scope
 from cases.core.enums import OutboxStatus
 from cases.core.models import OutboxMessage
 from cases.core.settings import EmailSettings, Settings, get_settings
+from cases.lifecycle import notices
 from cases.mail.base import (
     DeliveryError,
     EmailSender,
@@ -56,7 +56,7 @@ SYSTEM = "outbox"
 
 
 class DeliveryHooks(Protocol):
-    """What the lifecycle learns from delivery: the :mod:`cases.notices` module itself
+    """What the lifecycle learns from delivery: the :mod:`cases.lifecycle.notices` module itself
     in production; the benchmark delivers without it."""
 
     def notice_delivered(

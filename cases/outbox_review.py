@@ -8,7 +8,7 @@
   the ``outbox_id`` custom arg), records an ``uncertain`` e-mail as ``sent`` or queues it
   again (``resend``, also for a ``failed`` one), with the same Message-ID.
 
-Timeline events go through :mod:`cases.notices`, and so the single write path.
+Timeline events go through :mod:`cases.lifecycle.notices`, and so the single write path.
 """
 
 from __future__ import annotations
@@ -19,10 +19,10 @@ from typing import Literal
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from cases import notices
 from cases.core.enums import OutboxStatus
 from cases.core.errors import GuardFailed, NotFound
 from cases.core.models import Developer, OutboxMessage
+from cases.lifecycle import notices
 
 RESOLVABLE: dict[str, frozenset[OutboxStatus]] = {
     "sent": frozenset({OutboxStatus.UNCERTAIN}),

@@ -13,10 +13,10 @@ from prefect.context import FlowRunContext
 from prefect.states import Completed, Failed
 from sqlalchemy.orm import Session
 
-from cases import service
 from cases.core.clock import parse_instant, utcnow
 from cases.core.db import get_engine, session_scope
 from cases.core.settings import get_settings
+from cases.lifecycle import service
 
 
 def resolve_now(now: str | None) -> str:

@@ -2,7 +2,7 @@
 
 Each sweeper step (outreach, feature-change requests, reminders, deadline expiry,
 enforcement, appeal windows) is one task run over every due case, one transaction per batch
-(``cases.sweeper.run_step``). A case that fails is reported and the batch goes on; the run
+(``cases.lifecycle.sweeper.run_step``). A case that fails is reported and the batch goes on; the run
 ends Failed, naming the cases, once everything else is done.
 
 The sweep publishes nothing itself: the Prefect events and ``case-<id>`` artifacts of the
@@ -20,8 +20,8 @@ from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.client.schemas.objects import State
 
-from cases import sweeper
 from cases.core.db import get_engine
+from cases.lifecycle import sweeper
 from flows._tasks import instant, outcome, resolve_now, run_name
 from flows.hitl import expire_waiting
 

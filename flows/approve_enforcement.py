@@ -13,7 +13,7 @@ from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 from prefect.client.schemas.objects import State
 
-from cases import lifecycle
+from cases.lifecycle import escalation
 from flows._relay import relay_case_events
 from flows._tasks import instant, label_run, resolve_now, unit_of_work
 from flows.hitl import EnforcementDecision, as_state, settled, timed_out, wait_for_decision
@@ -25,7 +25,7 @@ KIND = "approve-enforcement"
 def awaits_approval(case_id: int) -> bool:
     """Whether the case's planned enforcement still needs a lead's approval."""
     with unit_of_work() as session:
-        return lifecycle.awaiting_approval(session, case_id=case_id)
+        return escalation.awaiting_approval(session, case_id=case_id)
 
 
 @task(task_run_name="settle-approval-case-{case_id}", cache_policy=NO_CACHE)
@@ -38,9 +38,9 @@ def settle(
     if decision is None:
         return timed_out(case_id, KIND, timeout_hours)
     record = (
-        lifecycle.decline_enforcement
+        escalation.decline_enforcement
         if decision["decision"] == "decline"
-        else lifecycle.approve_enforcement
+        else escalation.approve_enforcement
     )
     with unit_of_work() as session:
         record(

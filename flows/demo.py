@@ -80,12 +80,13 @@ def decide_in_flow(flow: Any, case_id: int, kind: Any, at: str, decision: str, w
 
 def pick_cases() -> dict[str, int]:
     """The cases of the story: one complies, one ignores (no approval needed), one is banned."""
-    from cases import enforcement, service
     from cases.core.db import get_engine, session_scope
+    from cases.enforcement import planning
+    from cases.lifecycle import service
 
     with session_scope(get_engine()) as session:
         cases = service.list_cases(session)
-        needs = {c.id: enforcement.needs_approval(enforcement.planned_actions(c)) for c in cases}
+        needs = {c.id: planning.needs_approval(planning.planned_actions(c)) for c in cases}
         banned = next(c.id for c in cases if c.policy == "duplicate_apps" and needs[c.id])
         ignores = next(c.id for c in cases if not needs[c.id] and c.id != banned)
         complies = next(c.id for c in cases if c.id not in {banned, ignores})
@@ -101,9 +102,10 @@ def act(fn: Callable[..., Any], **kwargs: Any) -> None:
 
 
 def play(apps: int) -> dict[str, int]:
-    from cases import appeals, lifecycle, service
     from cases.core.db import Base, get_engine, session_scope
     from cases.demo_data import generate
+    from cases.enforcement import appeals
+    from cases.lifecycle import operations, service
     from flows.advance import advance_cases
     from flows.approve_enforcement import approve_enforcement
     from flows.deliver import deliver_email
@@ -119,7 +121,7 @@ def play(apps: int) -> dict[str, int]:
     with session_scope(get_engine()) as session:
         ids = [c.id for c in service.list_cases(session)]
     for case_id in ids:
-        act(lifecycle.confirm, case_id=case_id, actor=LEAD, reason="evidence reviewed", now=T0)
+        act(operations.confirm, case_id=case_id, actor=LEAD, reason="evidence reviewed", now=T0)
     story = pick_cases()
     say(f"{LEAD} confirmed all {len(ids)}; following cases {story}")
     advance_cases(now=day(0))
@@ -128,14 +130,14 @@ def play(apps: int) -> dict[str, int]:
 
     print("day 3  a developer fixes the app; the lead verifies")
     act(
-        lifecycle.report_compliance,
+        operations.report_compliance,
         case_id=story["complies"],
         actor="developer",
         statement="Posting is now limited per user and needs a click.",
         now=T0 + timedelta(3),
     )
     act(
-        lifecycle.resolve,
+        operations.resolve,
         case_id=story["complies"],
         actor=LEAD,
         reason="verified: the changes are live",
@@ -187,9 +189,9 @@ def play(apps: int) -> dict[str, int]:
 def summary(story: dict[str, int], seconds: float) -> None:
     from sqlalchemy import select
 
-    from cases import service
     from cases.core.db import get_engine, session_scope
     from cases.core.models import App, OutboxMessage
+    from cases.lifecycle import service
 
     with session_scope(get_engine()) as session:
         cases = service.list_cases(session)

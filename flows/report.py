@@ -12,7 +12,7 @@ from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
-from cases import queries
+from cases.lifecycle import queries
 from flows._tasks import instant, resolve_now, run_name, unit_of_work
 
 

@@ -26,9 +26,8 @@ from sqlalchemy.orm import Session
 
 import cases.core.models  # noqa: F401  (registers every table)
 from cases.core.db import Base, make_engine
-from cases.core.enums import ActionKind, EmailTemplate
+from cases.core.enums import ActionKind, CaseStatus, EmailTemplate
 from cases.core.models import App, Case, CaseEvent, Developer
-from cases.states import CaseStatus
 
 NOW = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 HOSTILE_NAME = "<script>x</script>"

@@ -8,11 +8,11 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from cases import lifecycle, notices, service
 from cases.core.db import session_scope
 from cases.core.enums import OutboxStatus, Policy, Severity
 from cases.core.models import App, Case, Developer, OutboxMessage
 from cases.core.schemas import CaseCreate
+from cases.lifecycle import escalation, notices, operations, service, write
 
 T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 _ids = itertools.count(1)
@@ -144,9 +144,9 @@ def case_in(
     deadline day 45) → compliance_reported → resolved; or → enforcement_due (day 46) →
     enforced (delivered) → appealed → closed (upheld by lead-bob).
     """
-    from cases import appeals
-    from cases.platform.registry import RegistryAdapter
-    from cases.states import CaseStatus as S
+    from cases.core.enums import CaseStatus as S
+    from cases.enforcement import appeals
+    from cases.enforcement.platform.registry import RegistryAdapter
 
     order = [
         S.OPENED, S.CONFIRMED, S.OUTREACH_SENT, S.CHANGES_REQUESTED, S.ENFORCEMENT_DUE,
@@ -158,52 +158,52 @@ def case_in(
             session, severity=severity, evidence=evidence, apps=apps, policy=policy
         ).id
         if target is S.DISMISSED:
-            lifecycle.dismiss(session, case_id=case_id, actor="lead-ann", reason="no", now=T0)
+            operations.dismiss(session, case_id=case_id, actor="lead-ann", reason="no", now=T0)
             return case_id
     if target is S.OPENED:
         return case_id
     with session_scope(engine) as session:
-        lifecycle.confirm(session, case_id=case_id, actor="lead-ann", reason="seen", now=T0)
+        operations.confirm(session, case_id=case_id, actor="lead-ann", reason="seen", now=T0)
     if target is S.CONFIRMED:
         return case_id
     with session_scope(engine) as session:
         case = service.get_or_raise(session, case_id=case_id, lock=True)
-        lifecycle.send_outreach(session, case=case, now=TIMES["outreach"])
+        operations.send_outreach(session, case=case, now=TIMES["outreach"])
     deliver_case(engine, case_id, now=TIMES["outreach"])
     if target is S.OUTREACH_SENT:
         return case_id
     with session_scope(engine) as session:
         case = service.get_or_raise(session, case_id=case_id, lock=True)
-        lifecycle.request_changes(
-            session, case=case, actor=lifecycle.SYSTEM, reason="no answer", now=TIMES["request"]
+        operations.request_changes(
+            session, case=case, actor=write.SYSTEM, reason="no answer", now=TIMES["request"]
         )
     deliver_case(engine, case_id, now=TIMES["request"])
     if target is S.CHANGES_REQUESTED:
         return case_id
     if target in (S.COMPLIANCE_REPORTED, S.RESOLVED):
         with session_scope(engine) as session:
-            lifecycle.report_compliance(
+            operations.report_compliance(
                 session, case_id=case_id, actor="dev", statement="done", now=TIMES["report"]
             )
         if target is S.RESOLVED:
             with session_scope(engine) as session:
-                lifecycle.resolve(
+                operations.resolve(
                     session, case_id=case_id, actor="lead-ann", reason="ok", now=TIMES["report"]
                 )
         return case_id
     with session_scope(engine) as session:
         case = service.get_or_raise(session, case_id=case_id, lock=True)
-        lifecycle.escalate(session, case=case, now=TIMES["enforce"])
+        escalation.escalate(session, case=case, now=TIMES["enforce"])
     if order.index(target) <= order.index(S.ENFORCEMENT_DUE):
         return case_id
     with session_scope(engine) as session:
         case = service.get_or_raise(session, case_id=case_id, lock=True)
-        decision = lifecycle.enforcement_or_raise(session, case)
+        decision = escalation.enforcement_or_raise(session, case)
         if decision.requires_approval:
-            lifecycle.approve_enforcement(
+            escalation.approve_enforcement(
                 session, case_id=case_id, actor="lead-ann", reason="ok", now=TIMES["enforce"]
             )
-        lifecycle.enforce(
+        escalation.enforce(
             session, case=case, adapter=RegistryAdapter(session), now=TIMES["enforce"]
         )
     deliver_case(engine, case_id, now=TIMES["enforce"])
@@ -230,8 +230,8 @@ def case_in(
 
 def db_state(engine: Engine, case_id: int) -> dict[str, object]:
     """Everything a case operation may write, for before/after comparisons."""
-    from cases import history
     from cases.core.models import Appeal, CaseEvent, ChangeRequest, Enforcement, PlatformAction
+    from cases.lifecycle import history
 
     with session_scope(engine) as session:
         case = service.get_or_raise(session, case_id=case_id)

@@ -12,11 +12,13 @@ from datetime import datetime
 import pytest
 from sqlalchemy import Engine
 
-from cases import appeals, lifecycle, service
 from cases.core.db import session_scope
+from cases.core.enums import CaseStatus
 from cases.core.errors import UsageError
-from cases.platform.registry import RegistryAdapter
-from cases.states import EVENTS, TRANSITIONS, CaseStatus, Op
+from cases.enforcement import appeals
+from cases.enforcement.platform.registry import RegistryAdapter
+from cases.lifecycle import escalation, operations, service
+from cases.lifecycle.states import EVENTS, TRANSITIONS, Op
 from tests import factories as f
 from tests.factories import T0, days
 
@@ -33,57 +35,57 @@ def locked(session: object, case_id: int) -> object:
 OPERATIONS: dict[str, tuple[Op, Operation]] = {
     "confirm": (
         Op.CONFIRM,
-        lambda s, i, now: lifecycle.confirm(s, case_id=i, actor="lead-ann", reason="r", now=now),
+        lambda s, i, now: operations.confirm(s, case_id=i, actor="lead-ann", reason="r", now=now),
     ),
     "dismiss": (
         Op.DISMISS,
-        lambda s, i, now: lifecycle.dismiss(s, case_id=i, actor="lead-ann", reason="r", now=now),
+        lambda s, i, now: operations.dismiss(s, case_id=i, actor="lead-ann", reason="r", now=now),
     ),
     "send_outreach": (
         Op.SEND_OUTREACH,
-        lambda s, i, now: lifecycle.send_outreach(s, case=locked(s, i), now=now),
+        lambda s, i, now: operations.send_outreach(s, case=locked(s, i), now=now),
     ),
     "request_changes": (
         Op.REQUEST_CHANGES,
-        lambda s, i, now: lifecycle.request_changes(
+        lambda s, i, now: operations.request_changes(
             s, case=locked(s, i), actor="lead-ann", reason="r", now=now
         ),
     ),
     "report_compliance": (
         Op.REPORT_COMPLIANCE,
-        lambda s, i, now: lifecycle.report_compliance(
+        lambda s, i, now: operations.report_compliance(
             s, case_id=i, actor="dev", statement="done", now=now
         ),
     ),
     "reject_compliance": (
         Op.REJECT_COMPLIANCE,
-        lambda s, i, now: lifecycle.reject_compliance(
+        lambda s, i, now: operations.reject_compliance(
             s, case_id=i, actor="lead-ann", reason="r", now=now
         ),
     ),
     "resolve": (
         Op.RESOLVE,
-        lambda s, i, now: lifecycle.resolve(s, case_id=i, actor="lead-ann", reason="r", now=now),
+        lambda s, i, now: operations.resolve(s, case_id=i, actor="lead-ann", reason="r", now=now),
     ),
     "escalate": (
         Op.ESCALATE,
-        lambda s, i, now: lifecycle.escalate(s, case=locked(s, i), now=now),
+        lambda s, i, now: escalation.escalate(s, case=locked(s, i), now=now),
     ),
     "approve_enforcement": (
         Op.APPROVE_URGENT,
-        lambda s, i, now: lifecycle.approve_enforcement(
+        lambda s, i, now: escalation.approve_enforcement(
             s, case_id=i, actor="lead-ann", reason="r", now=now
         ),
     ),
     "decline_enforcement": (
         Op.DECLINE_ENFORCEMENT,
-        lambda s, i, now: lifecycle.decline_enforcement(
+        lambda s, i, now: escalation.decline_enforcement(
             s, case_id=i, actor="lead-ann", reason="r", now=now
         ),
     ),
     "enforce": (
         Op.ENFORCE,
-        lambda s, i, now: lifecycle.enforce(
+        lambda s, i, now: escalation.enforce(
             s, case=locked(s, i), adapter=RegistryAdapter(s), now=now
         ),
     ),
@@ -117,15 +119,17 @@ OPERATIONS: dict[str, tuple[Op, Operation]] = {
     ),
     "close_unappealed": (
         Op.CLOSE,
-        lambda s, i, now: lifecycle.close_unappealed(s, case=locked(s, i), now=now),
+        lambda s, i, now: escalation.close_unappealed(s, case=locked(s, i), now=now),
     ),
     "extend": (
         Op.EXTEND,
-        lambda s, i, now: lifecycle.extend(s, case_id=i, actor="lead-ann", reason="r", now=now),
+        lambda s, i, now: operations.extend(s, case_id=i, actor="lead-ann", reason="r", now=now),
     ),
     "acknowledge": (
         Op.ACKNOWLEDGE,
-        lambda s, i, now: lifecycle.acknowledge(s, case_id=i, actor="dev", statement="ok", now=now),
+        lambda s, i, now: operations.acknowledge(
+            s, case_id=i, actor="dev", statement="ok", now=now
+        ),
     ),
     "add_evidence": (
         Op.EVIDENCE_REFRESHED,

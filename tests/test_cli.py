@@ -13,13 +13,12 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, func, select
 
-from cases import notices
 from cases.cli.main import main
 from cases.core.clock import parse_instant
 from cases.core.db import session_scope
-from cases.core.enums import Policy, Severity
+from cases.core.enums import CaseStatus, Policy, Severity
 from cases.core.models import Case, CaseEvent, OutboxMessage
-from cases.states import CaseStatus
+from cases.lifecycle import notices
 from tests import factories as f
 from tests.conftest import reset_caches
 from tests.factories import T0, TIMES, days
@@ -164,7 +163,7 @@ def test_every_decision_command(engine: Engine, capsys: pytest.CaptureFixture[st
 def test_apps_show_json(engine: Engine, capsys: pytest.CaptureFixture[str]) -> None:
     case_id = f.case_in(engine, S.ENFORCED)
     with session_scope(engine) as session:
-        from cases import service
+        from cases.lifecycle import service
 
         app_id = service.get_or_raise(session, case_id=case_id).apps[0].id
     shown = ok(capsys, "apps", "show", app_id)
@@ -220,7 +219,7 @@ def test_approve_enforcement_dry_run_previews_impact(
         engine, S.ENFORCEMENT_DUE, severity=Severity.HIGH, policy=Policy.DUPLICATE_APPS, apps=2
     )
     with session_scope(engine) as session:
-        from cases import service
+        from cases.lifecycle import service
 
         case = service.get_or_raise(session, case_id=case_id)
         app_ids, dev_id = sorted(a.id for a in case.apps), case.developers[0].id

@@ -18,12 +18,11 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, func, select
 
-from cases import lifecycle, notices, service, sweeper
 from cases.core.db import session_scope
-from cases.core.enums import OutboxStatus, Policy
+from cases.core.enums import CaseStatus, OutboxStatus, Policy
 from cases.core.models import CaseEvent, OutboxMessage
 from cases.core.schemas import CaseCreate
-from cases.states import CaseStatus
+from cases.lifecycle import notices, operations, service, sweeper
 from tests import factories as f
 from tests.factories import T0, TIMES, days
 
@@ -62,7 +61,7 @@ def confirmed_cases(engine: Engine, n: int) -> dict[int, set[str]]:
                 actor="detector",
                 now=T0,
             )
-            lifecycle.confirm(session, case_id=case.id, actor="lead-ann", reason="ok", now=T0)
+            operations.confirm(session, case_id=case.id, actor="lead-ann", reason="ok", now=T0)
             made[case.id] = {d.id for d in devs}
     return made
 

@@ -8,11 +8,10 @@ from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 from prefect.client.schemas.sorting import ArtifactSort
 from sqlalchemy import Engine, select, update
 
-from cases import lifecycle, service
 from cases.core.db import session_scope
-from cases.core.enums import OutboxStatus
+from cases.core.enums import CaseStatus, OutboxStatus
 from cases.core.models import Case, OutboxMessage, RelayCursor
-from cases.states import CaseStatus
+from cases.lifecycle import operations, service
 from flows._relay import case_markdown
 from flows.advance import advance_cases
 from flows.deliver import deliver_email
@@ -28,7 +27,7 @@ def _confirmed(engine: Engine, n: int) -> list[int]:
         ids = []
         for _ in range(n):
             case = f.open_case(session)
-            lifecycle.confirm(session, case_id=case.id, actor="lead-ann", reason="seen", now=T0)
+            operations.confirm(session, case_id=case.id, actor="lead-ann", reason="seen", now=T0)
             ids.append(case.id)
         return ids
 

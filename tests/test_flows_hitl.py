@@ -11,11 +11,12 @@ from prefect.client.schemas.sorting import ArtifactSort
 from prefect.states import Suspended
 from sqlalchemy import Engine, func, select
 
-from cases import appeals, lifecycle, service, sweeper
 from cases.core.db import session_scope
-from cases.core.enums import AppStatus, Severity
+from cases.core.enums import AppStatus, CaseStatus, Severity
 from cases.core.models import App, CaseEvent, Enforcement
-from cases.states import CaseStatus, Op
+from cases.enforcement import appeals
+from cases.lifecycle import escalation, operations, service, sweeper
+from cases.lifecycle.states import Op
 from flows.approve_enforcement import approve_enforcement
 from flows.hitl import Kind, expire_waiting, resume_waiting, waiting_runs
 from flows.review_appeal import review_appeal
@@ -33,7 +34,7 @@ def _enforced_or_due(engine: Engine, severity: Severity) -> int:
     """A spam case past its change deadline: HIGH waits for approval (ban), MEDIUM is enforced."""
     with session_scope(engine) as session:
         case = f.open_case(session, severity=severity)
-        lifecycle.confirm(session, case_id=case.id, actor="lead-ann", reason="spam", now=T0)
+        operations.confirm(session, case_id=case.id, actor="lead-ann", reason="spam", now=T0)
         case_id = case.id
     for at in (T0, T0 + days(15), T0 + days(46)):
         sweeper.advance(engine, now=at)
@@ -97,7 +98,7 @@ def test_decision_recorded_by_the_cli_is_not_recorded_twice(sqlite_engine: Engin
     )
     _wait_until_paused(case_id, "approve-enforcement")
     with session_scope(sqlite_engine) as session:  # what `caseward cases approve-enforcement` does
-        lifecycle.approve_enforcement(
+        escalation.approve_enforcement(
             session, case_id=case_id, actor="lead-cy", reason="urgent", now=T0 + days(47)
         )
 

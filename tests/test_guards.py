@@ -12,13 +12,14 @@ from datetime import datetime
 import pytest
 from sqlalchemy import Engine, select
 
-from cases import appeals, lifecycle, notices, service
 from cases.core.db import session_scope
-from cases.core.enums import AppStatus, Severity
+from cases.core.enums import AppStatus, CaseStatus, Severity
 from cases.core.errors import GuardFailed, InvalidInput, NotFound, TransitionNotAllowed
 from cases.core.models import App, Appeal, OutboxMessage
-from cases.platform.registry import RegistryAdapter
-from cases.states import TRANSITIONS, CaseStatus, Op
+from cases.enforcement import appeals
+from cases.enforcement.platform.registry import RegistryAdapter
+from cases.lifecycle import escalation, notices, operations, service
+from cases.lifecycle.states import TRANSITIONS, Op
 from tests import factories as f
 from tests.conftest import reset_caches
 from tests.factories import T0, TIMES, days
@@ -107,7 +108,7 @@ def test_blank_reason_is_refused(engine: Engine) -> None:
     refused(
         engine,
         case_id,
-        lambda s: lifecycle.confirm(s, case_id=case_id, actor="lead-ann", reason="  ", now=T0),
+        lambda s: operations.confirm(s, case_id=case_id, actor="lead-ann", reason="  ", now=T0),
         InvalidInput,
         "reason is required",
     )
@@ -115,7 +116,7 @@ def test_blank_reason_is_refused(engine: Engine) -> None:
 
 def test_unknown_case_is_not_found(engine: Engine) -> None:
     with pytest.raises(NotFound, match="no case with id 999"), session_scope(engine) as s:
-        lifecycle.confirm(s, case_id=999, actor="lead-ann", reason="r", now=T0)
+        operations.confirm(s, case_id=999, actor="lead-ann", reason="r", now=T0)
 
 
 def test_urgent_enforcement_without_evidence_is_refused(engine: Engine) -> None:
@@ -123,7 +124,7 @@ def test_urgent_enforcement_without_evidence_is_refused(engine: Engine) -> None:
     refused(
         engine,
         case_id,
-        lambda s: lifecycle.approve_enforcement(
+        lambda s: escalation.approve_enforcement(
             s, case_id=case_id, actor="lead-ann", reason="urgent", now=T0
         ),
         GuardFailed,
@@ -136,7 +137,7 @@ def test_escalation_without_evidence_is_refused(engine: Engine) -> None:
     refused(
         engine,
         case_id,
-        lambda s: lifecycle.escalate(s, case=locked(s, case_id), now=TIMES["enforce"]),
+        lambda s: escalation.escalate(s, case=locked(s, case_id), now=TIMES["enforce"]),
         GuardFailed,
         "no recorded evidence",
     )
@@ -147,7 +148,7 @@ def test_escalation_before_the_deadline_is_refused(engine: Engine) -> None:
     refused(
         engine,
         case_id,
-        lambda s: lifecycle.escalate(s, case=locked(s, case_id), now=TIMES["deadline"] - days(1)),
+        lambda s: escalation.escalate(s, case=locked(s, case_id), now=TIMES["deadline"] - days(1)),
         GuardFailed,
         "deadline has not passed",
     )
@@ -156,13 +157,13 @@ def test_escalation_before_the_deadline_is_refused(engine: Engine) -> None:
 def test_undelivered_change_request_never_times_out(engine: Engine) -> None:
     case_id = f.case_in(engine, S.OUTREACH_SENT)
     with session_scope(engine) as session:
-        lifecycle.request_changes(
+        operations.request_changes(
             session, case=locked(session, case_id), actor="lead-ann", reason="r", now=T0
         )
     refused(
         engine,
         case_id,
-        lambda s: lifecycle.escalate(s, case=locked(s, case_id), now=LATE),
+        lambda s: escalation.escalate(s, case=locked(s, case_id), now=LATE),
         GuardFailed,
         "deadline has not passed",
     )
@@ -171,13 +172,13 @@ def test_undelivered_change_request_never_times_out(engine: Engine) -> None:
 def test_extension_before_delivery_is_refused(engine: Engine) -> None:
     case_id = f.case_in(engine, S.OUTREACH_SENT)
     with session_scope(engine) as session:
-        lifecycle.request_changes(
+        operations.request_changes(
             session, case=locked(session, case_id), actor="lead-ann", reason="r", now=T0
         )
     refused(
         engine,
         case_id,
-        lambda s: lifecycle.extend(s, case_id=case_id, actor="lead-ann", reason="r", now=T0),
+        lambda s: operations.extend(s, case_id=case_id, actor="lead-ann", reason="r", now=T0),
         GuardFailed,
         "not been delivered",
     )
@@ -186,13 +187,13 @@ def test_extension_before_delivery_is_refused(engine: Engine) -> None:
 def test_second_extension_is_refused(engine: Engine) -> None:
     case_id = f.case_in(engine, S.CHANGES_REQUESTED)
     with session_scope(engine) as session:
-        lifecycle.extend(
+        operations.extend(
             session, case_id=case_id, actor="lead-ann", reason="r", now=TIMES["report"]
         )
     refused(
         engine,
         case_id,
-        lambda s: lifecycle.extend(
+        lambda s: operations.extend(
             s, case_id=case_id, actor="lead-ann", reason="again", now=TIMES["report"]
         ),
         GuardFailed,
@@ -211,13 +212,13 @@ def test_enforcement_needing_approval_is_refused_until_approved(engine: Engine) 
         "needs a lead's approval",
     )
     with session_scope(engine) as session:
-        lifecycle.approve_enforcement(
+        escalation.approve_enforcement(
             session, case_id=case_id, actor="lead-ann", reason="repeat", now=TIMES["enforce"]
         )
     refused(
         engine,
         case_id,
-        lambda s: lifecycle.approve_enforcement(
+        lambda s: escalation.approve_enforcement(
             s, case_id=case_id, actor="lead-bob", reason="me too", now=TIMES["enforce"]
         ),
         GuardFailed,
@@ -245,15 +246,15 @@ def test_a_rejected_report_is_a_new_change_request_with_its_own_deadline(engine:
     """Outreach → compliance reported → rejected: the developer is told, then the clock runs."""
     case_id = f.case_in(engine, S.OUTREACH_SENT)
     with session_scope(engine) as session:
-        lifecycle.report_compliance(session, case_id=case_id, actor="dev", statement="x", now=T0)
+        operations.report_compliance(session, case_id=case_id, actor="dev", statement="x", now=T0)
     with session_scope(engine) as session:
-        lifecycle.reject_compliance(
+        operations.reject_compliance(
             session, case_id=case_id, actor="lead-ann", reason="still spamming", now=T0
         )
     refused(
         engine,
         case_id,
-        lambda s: lifecycle.escalate(s, case=locked(s, case_id), now=LATE),
+        lambda s: escalation.escalate(s, case=locked(s, case_id), now=LATE),
         GuardFailed,
         "deadline has not passed",
     )
@@ -266,9 +267,9 @@ def test_a_rejected_report_is_a_new_change_request_with_its_own_deadline(engine:
         ).all()[-1]
         assert "still spamming" in body
     with session_scope(engine) as session:
-        lifecycle.escalate(session, case=locked(session, case_id), now=T0 + days(32))
+        escalation.escalate(session, case=locked(session, case_id), now=T0 + days(32))
     with session_scope(engine) as session:
-        lifecycle.enforce(
+        escalation.enforce(
             session,
             case=locked(session, case_id),
             adapter=RegistryAdapter(session),
@@ -282,7 +283,7 @@ def test_enforcement_without_a_delivered_change_request_is_refused(engine: Engin
     """Defence in depth: a due enforcement whose change request has no delivery record."""
     case_id = f.case_in(engine, S.ENFORCEMENT_DUE)
     with session_scope(engine) as session:
-        lifecycle.latest_change_request(session, case_id=case_id).notified_at = None  # type: ignore[union-attr]
+        operations.latest_change_request(session, case_id=case_id).notified_at = None  # type: ignore[union-attr]
     refused(
         engine,
         case_id,
@@ -293,7 +294,7 @@ def test_enforcement_without_a_delivered_change_request_is_refused(engine: Engin
 
 
 def test_failed_delivery_blocks_escalation_until_a_lead_unblocks(engine: Engine) -> None:
-    from cases import sweeper
+    from cases.lifecycle import sweeper
 
     case_id = f.case_in(engine, S.CHANGES_REQUESTED)
     refused(
@@ -315,7 +316,7 @@ def test_failed_delivery_blocks_escalation_until_a_lead_unblocks(engine: Engine)
     refused(
         engine,
         case_id,
-        lambda s: lifecycle.escalate(s, case=locked(s, case_id), now=TIMES["enforce"]),
+        lambda s: escalation.escalate(s, case=locked(s, case_id), now=TIMES["enforce"]),
         GuardFailed,
         "not delivered",
     )
@@ -357,7 +358,7 @@ def test_appeal_of_an_already_appealed_enforcement_is_refused(engine: Engine) ->
     """The guard behind the status check: an appeal row already exists for the decision."""
     case_id = f.case_in(engine, S.ENFORCED)
     with session_scope(engine) as session:
-        decision = lifecycle.enforcement_or_raise(session, locked(session, case_id))
+        decision = escalation.enforcement_or_raise(session, locked(session, case_id))
         session.add(
             Appeal(
                 enforcement_id=decision.id,
@@ -408,41 +409,43 @@ def test_overturn_restores_access(engine: Engine) -> None:
 LEAD_DECISIONS: dict[str, tuple[CaseStatus, Callable[[object, int, str], object]]] = {
     "confirm": (
         S.OPENED,
-        lambda s, i, who: lifecycle.confirm(s, case_id=i, actor=who, reason="r", now=T0),
+        lambda s, i, who: operations.confirm(s, case_id=i, actor=who, reason="r", now=T0),
     ),
     "dismiss": (
         S.OPENED,
-        lambda s, i, who: lifecycle.dismiss(s, case_id=i, actor=who, reason="r", now=T0),
+        lambda s, i, who: operations.dismiss(s, case_id=i, actor=who, reason="r", now=T0),
     ),
     "resolve": (
         S.COMPLIANCE_REPORTED,
-        lambda s, i, who: lifecycle.resolve(s, case_id=i, actor=who, reason="r", now=T0 + days(21)),
+        lambda s, i, who: operations.resolve(
+            s, case_id=i, actor=who, reason="r", now=T0 + days(21)
+        ),
     ),
     "reject_compliance": (
         S.COMPLIANCE_REPORTED,
-        lambda s, i, who: lifecycle.reject_compliance(
+        lambda s, i, who: operations.reject_compliance(
             s, case_id=i, actor=who, reason="r", now=T0 + days(21)
         ),
     ),
     "extend": (
         S.CHANGES_REQUESTED,
-        lambda s, i, who: lifecycle.extend(s, case_id=i, actor=who, reason="r", now=T0 + days(21)),
+        lambda s, i, who: operations.extend(s, case_id=i, actor=who, reason="r", now=T0 + days(21)),
     ),
     "approve_urgent": (
         S.CONFIRMED,
-        lambda s, i, who: lifecycle.approve_enforcement(
+        lambda s, i, who: escalation.approve_enforcement(
             s, case_id=i, actor=who, reason="r", now=T0
         ),
     ),
     "approve_enforcement": (
         S.ENFORCEMENT_DUE,
-        lambda s, i, who: lifecycle.approve_enforcement(
+        lambda s, i, who: escalation.approve_enforcement(
             s, case_id=i, actor=who, reason="r", now=TIMES["enforce"]
         ),
     ),
     "decline_enforcement": (
         S.ENFORCEMENT_DUE,
-        lambda s, i, who: lifecycle.decline_enforcement(
+        lambda s, i, who: escalation.decline_enforcement(
             s, case_id=i, actor=who, reason="r", now=TIMES["enforce"]
         ),
     ),

@@ -5,13 +5,13 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import Engine, select
 
-from cases import appeals, history, lifecycle, service, sweeper
 from cases.core.db import session_scope
-from cases.core.enums import ActionStatus, AppStatus, OutboxStatus, Severity
+from cases.core.enums import ActionStatus, AppStatus, CaseStatus, OutboxStatus, Severity
 from cases.core.errors import GuardFailed, TransitionNotAllowed
 from cases.core.models import App, OutboxMessage, PlatformAction
-from cases.platform.registry import RegistryAdapter
-from cases.states import CaseStatus
+from cases.enforcement import appeals
+from cases.enforcement.platform.registry import RegistryAdapter
+from cases.lifecycle import escalation, history, operations, service, sweeper
 from tests import factories as f
 from tests.factories import T0, days
 
@@ -30,7 +30,7 @@ def _templates(engine: Engine, case_id: int) -> list[str]:
 def _confirmed_case(engine: Engine, **kwargs: object) -> int:
     with session_scope(engine) as session:
         case = f.open_case(session, **kwargs)  # type: ignore[arg-type]
-        lifecycle.confirm(
+        operations.confirm(
             session, case_id=case.id, actor="lead-ann", reason="spam confirmed", now=T0
         )
         return case.id
@@ -101,13 +101,13 @@ def test_deadline_missed_leads_to_revoked_token_then_overturned_appeal(engine: E
 def test_compliance_reported_and_verified_resolves(engine: Engine) -> None:
     case_id = _to_changes_requested(engine)
     with session_scope(engine) as session:
-        lifecycle.report_compliance(
+        operations.report_compliance(
             session, case_id=case_id, actor="dev", statement="rate limit added", now=T0 + days(20)
         )
     sweeper.advance(engine, now=T0 + days(90))  # deadline passes while the lead verifies
     assert _status(engine, case_id) is CaseStatus.COMPLIANCE_REPORTED
     with session_scope(engine) as session:
-        lifecycle.resolve(
+        operations.resolve(
             session, case_id=case_id, actor="lead-ann", reason="verified", now=T0 + days(91)
         )
     assert _status(engine, case_id) is CaseStatus.RESOLVED
@@ -124,7 +124,7 @@ def test_deadline_waits_for_delivery(engine: Engine) -> None:
 def test_enforcement_needs_approval_for_bans_and_appeal_needs_another_lead(engine: Engine) -> None:
     with session_scope(engine) as session:
         case = f.open_case(session, severity=Severity.HIGH)
-        lifecycle.confirm(session, case_id=case.id, actor="lead-ann", reason="ok", now=T0)
+        operations.confirm(session, case_id=case.id, actor="lead-ann", reason="ok", now=T0)
         case_id = case.id
     sweeper.advance(engine, now=T0)
     f.deliver_pending(engine, now=T0)
@@ -133,7 +133,7 @@ def test_enforcement_needs_approval_for_bans_and_appeal_needs_another_lead(engin
     sweeper.advance(engine, now=T0 + days(46))
     assert _status(engine, case_id) is CaseStatus.ENFORCEMENT_DUE  # ban waits for a lead
     with session_scope(engine) as session:
-        lifecycle.approve_enforcement(
+        escalation.approve_enforcement(
             session, case_id=case_id, actor="lead-ann", reason="repeat spammer", now=T0 + days(46)
         )
     sweeper.advance(engine, now=T0 + days(46))
@@ -158,15 +158,15 @@ def test_enforcement_needs_approval_for_bans_and_appeal_needs_another_lead(engin
 def test_urgent_enforcement_needs_evidence_and_a_lead(engine: Engine) -> None:
     with session_scope(engine) as session:
         case = f.open_case(session, evidence={})
-        lifecycle.confirm(session, case_id=case.id, actor="lead-ann", reason="ok", now=T0)
+        operations.confirm(session, case_id=case.id, actor="lead-ann", reason="ok", now=T0)
         with pytest.raises(GuardFailed, match="no recorded evidence"):
-            lifecycle.approve_enforcement(
+            escalation.approve_enforcement(
                 session, case_id=case.id, actor="lead-ann", reason="urgent", now=T0
             )
         service.add_evidence(
             session, case_id=case.id, note="200 spam DMs", actor="lead-ann", now=T0
         )
-        lifecycle.approve_enforcement(
+        escalation.approve_enforcement(
             session, case_id=case.id, actor="lead-ann", reason="active spam wave", now=T0
         )
         case_id = case.id
@@ -178,7 +178,7 @@ def test_illegal_moves_change_nothing(engine: Engine) -> None:
     with session_scope(engine) as session:
         case_id = f.open_case(session).id
     with session_scope(engine) as session, pytest.raises(TransitionNotAllowed, match="opened"):
-        lifecycle.resolve(session, case_id=case_id, actor="lead-ann", reason="x", now=T0)
+        operations.resolve(session, case_id=case_id, actor="lead-ann", reason="x", now=T0)
     with session_scope(engine) as session:
         assert len(service.events(session, case_id=case_id)) == 1
 
@@ -186,12 +186,12 @@ def test_illegal_moves_change_nothing(engine: Engine) -> None:
 def test_one_extension_only(engine: Engine) -> None:
     case_id = _to_changes_requested(engine)
     with session_scope(engine) as session:
-        lifecycle.extend(
+        operations.extend(
             session, case_id=case_id, actor="lead-ann", reason="holiday", now=T0 + days(20)
         )
         assert service.get_or_raise(session, case_id=case_id).deadline == T0 + days(59)
     with session_scope(engine) as session, pytest.raises(GuardFailed, match="one extension"):
-        lifecycle.extend(
+        operations.extend(
             session, case_id=case_id, actor="lead-ann", reason="again", now=T0 + days(21)
         )
     assert _templates(engine, case_id)[-1] == "extension_granted"

@@ -17,16 +17,15 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, select
 
-from cases import sweeper
 from cases.core.db import session_scope
-from cases.core.enums import ActionKind, ActionStatus
+from cases.core.enums import ActionKind, ActionStatus, CaseStatus
 from cases.core.errors import PlatformError
 from cases.core.models import PlatformAction
 from cases.core.settings import get_settings
-from cases.platform import get_adapter
-from cases.platform.base import ActionSpec
-from cases.platform.http import HttpAdapter
-from cases.states import CaseStatus
+from cases.enforcement.platform import get_adapter
+from cases.enforcement.platform.base import ActionSpec
+from cases.enforcement.platform.http import HttpAdapter
+from cases.lifecycle import sweeper
 from tests import factories as f
 from tests.conftest import reset_caches
 from tests.factories import TIMES

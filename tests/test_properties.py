@@ -25,9 +25,8 @@ from hypothesis.stateful import (
 from sqlalchemy import func, select
 from sqlalchemy.pool import StaticPool
 
-from cases import appeals, history, lifecycle, notices, service, sweeper
 from cases.core.db import Base, make_engine, session_scope
-from cases.core.enums import ActionStatus, AppStatus, OutboxStatus, Severity
+from cases.core.enums import ActionStatus, AppStatus, CaseStatus, OutboxStatus, Severity
 from cases.core.errors import CasewardError
 from cases.core.models import (
     App,
@@ -39,8 +38,10 @@ from cases.core.models import (
     OutboxMessage,
     PlatformAction,
 )
-from cases.platform.registry import RegistryAdapter
-from cases.states import TERMINAL, TIMERS, CaseStatus
+from cases.enforcement import appeals
+from cases.enforcement.platform.registry import RegistryAdapter
+from cases.lifecycle import escalation, history, notices, service, sweeper
+from cases.lifecycle.states import TERMINAL, TIMERS
 from tests import factories as f
 from tests.factories import T0, days
 from tests.operations import OPERATIONS, Operation
@@ -157,7 +158,7 @@ class CaseMachine(RuleBasedStateMachine):
     @rule(actor=st.sampled_from(LEADS))
     def approve(self, actor: str) -> None:
         self.attempt(
-            lambda s, i, now: lifecycle.approve_enforcement(
+            lambda s, i, now: escalation.approve_enforcement(
                 s, case_id=i, actor=actor, reason="approved", now=now
             )
         )

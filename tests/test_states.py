@@ -6,14 +6,14 @@ from itertools import product
 
 import pytest
 
+from cases.core.enums import CaseStatus
 from cases.core.errors import TransitionNotAllowed, UsageError
-from cases.states import (
+from cases.lifecycle.states import (
     EVENTS,
     ON_TIMEOUT,
     TERMINAL,
     TIMERS,
     TRANSITIONS,
-    CaseStatus,
     Op,
     allowed_targets,
     check_event,

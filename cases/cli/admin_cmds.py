@@ -7,12 +7,12 @@ from typing import Annotated, Any
 import typer
 from sqlalchemy import func, select
 
-from cases import sweeper
 from cases.cli.common import STATE, emit, err, table, unit_of_work
 from cases.core.db import get_engine
 from cases.core.migrate import upgrade
 from cases.core.models import Case
 from cases.core.settings import get_settings, masked
+from cases.lifecycle import sweeper
 from cases.outbox import deliver_pending
 
 Json = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]

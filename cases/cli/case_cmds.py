@@ -12,12 +12,12 @@ from rich.console import Group
 from rich.syntax import Syntax
 from rich.text import Text
 
-from cases import enforcement, lifecycle, notices, queries, service
 from cases.cli.common import STATE, emit, fmt_time, out, table, unit_of_work
-from cases.core.enums import Policy, Severity
+from cases.core.enums import CaseStatus, Policy, Severity
 from cases.core.models import Case
 from cases.core.schemas import CaseCreate, CaseDetail, CaseRead
-from cases.states import CaseStatus
+from cases.enforcement import planning
+from cases.lifecycle import escalation, notices, operations, queries, service
 
 cases_app = typer.Typer(help="Open, inspect and decide enforcement cases.", no_args_is_help=True)
 
@@ -177,13 +177,16 @@ LeadDecision = Callable[..., Case]
 
 DECISIONS: dict[str, tuple[LeadDecision, str]] = {
     "confirm": (
-        lifecycle.confirm,
+        operations.confirm,
         "Confirm a case after triage; outreach goes at the next advance.",
     ),
-    "dismiss": (lifecycle.dismiss, "Dismiss a case: no violation, the developer is not contacted."),
-    "resolve": (lifecycle.resolve, "Resolve a case: the developer complied (lead verified)."),
+    "dismiss": (
+        operations.dismiss,
+        "Dismiss a case: no violation, the developer is not contacted.",
+    ),
+    "resolve": (operations.resolve, "Resolve a case: the developer complied (lead verified)."),
     "reject-compliance": (
-        lifecycle.reject_compliance,
+        operations.reject_compliance,
         "The reported changes are not enough: back to the request.",
     ),
     "unblock-delivery": (
@@ -218,7 +221,7 @@ def extend(
 ) -> None:
     """Grant the case's one extension of its change deadline."""
     with unit_of_work() as session:
-        case = lifecycle.extend(
+        case = operations.extend(
             session, case_id=case_id, actor=STATE.who(), reason=reason, now=STATE.now(), days=days
         )
         _done(case, as_json)
@@ -237,7 +240,7 @@ def request_changes(
     """Ask for specific feature changes now, without waiting for the response window."""
     with unit_of_work() as session:
         case = service.get_or_raise(session, case_id=case_id, lock=True)
-        lifecycle.request_changes(
+        operations.request_changes(
             session, case=case, actor=STATE.who(), reason=reason, now=STATE.now(), changes=changes
         )
         _done(case, as_json)
@@ -260,11 +263,11 @@ def _developer_answer(operation: Callable[..., Case], doc: str) -> Callable[...,
 
 
 cases_app.command("acknowledge")(
-    _developer_answer(lifecycle.acknowledge, "Record that the developer acknowledged the request.")
+    _developer_answer(operations.acknowledge, "Record that the developer acknowledged the request.")
 )
 cases_app.command("report-compliance")(
     _developer_answer(
-        lifecycle.report_compliance, "Record that the developer reports the changes are made."
+        operations.report_compliance, "Record that the developer reports the changes are made."
     )
 )
 
@@ -277,7 +280,7 @@ def assign(
 ) -> None:
     """Give an open case to a lead."""
     with unit_of_work() as session:
-        case = lifecycle.assign(
+        case = operations.assign(
             session, case_id=case_id, actor=STATE.who(), assignee=assignee, now=STATE.now()
         )
         _done(case, as_json)
@@ -310,10 +313,10 @@ def approve_enforcement(
     with unit_of_work() as session:
         if dry_run:
             case = service.get_or_raise(session, case_id=case_id)
-            impact = enforcement.preview(session, case=case)
+            impact = planning.preview(session, case=case)
             emit(impact, as_json, lambda: _impact_view(impact))
             return
-        case = lifecycle.approve_enforcement(
+        case = escalation.approve_enforcement(
             session, case_id=case_id, actor=STATE.who(), reason=reason, now=STATE.now()
         )
         _done(case, as_json)
@@ -324,14 +327,14 @@ def approve_enforcement(
 def decline_enforcement(case_id: CaseId, reason: Reason, as_json: Json = False) -> None:
     """Decide against a planned enforcement before it runs; the case is resolved."""
     with unit_of_work() as session:
-        case = lifecycle.decline_enforcement(
+        case = escalation.decline_enforcement(
             session, case_id=case_id, actor=STATE.who(), reason=reason, now=STATE.now()
         )
         _done(case, as_json)
     resume_waiting_flow(case_id, "approve-enforcement", "decline", reason)
 
 
-def _impact_view(impact: enforcement.ImpactPreview) -> Any:
+def _impact_view(impact: planning.ImpactPreview) -> Any:
     lines = [f"  {a['kind']} {a['target_type']} {a['target_id']}" for a in impact.actions]
     return "\n".join(
         [

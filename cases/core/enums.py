@@ -14,6 +14,22 @@ class Policy(StrEnum):
     USER_SUPPLIED_KEYS = "user_supplied_keys"
 
 
+class CaseStatus(StrEnum):
+    """Where a case is in the lifecycle (cases/lifecycle/states.py declares the moves)."""
+
+    OPENED = "opened"
+    DISMISSED = "dismissed"
+    CONFIRMED = "confirmed"
+    OUTREACH_SENT = "outreach_sent"
+    CHANGES_REQUESTED = "changes_requested"
+    COMPLIANCE_REPORTED = "compliance_reported"
+    RESOLVED = "resolved"
+    ENFORCEMENT_DUE = "enforcement_due"
+    ENFORCED = "enforced"
+    APPEALED = "appealed"
+    CLOSED = "closed"
+
+
 class Severity(StrEnum):
     LOW = "low"
     MEDIUM = "medium"

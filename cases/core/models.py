@@ -25,10 +25,10 @@ from cases.core.enums import (
     ActionStatus,
     AppealStatus,
     AppStatus,
+    CaseStatus,
     OutboxStatus,
     Severity,
 )
-from cases.states import CaseStatus
 
 case_apps = Table(
     "case_apps",

@@ -17,12 +17,12 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from cases import service
 from cases.core.models import Case, case_apps, case_developers
 from cases.core.schemas import CaseCreate
 from cases.detection.finding import Finding
 from cases.detection.snapshot import Progress
-from cases.states import OPEN_STATUSES
+from cases.lifecycle import service
+from cases.lifecycle.states import OPEN_STATUSES
 
 
 class _OpenCase:

@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from cases.core.clock import parse_instant
-from cases.states import CaseStatus
+from cases.core.enums import CaseStatus
 
 DATETIME_FIELDS = frozenset({"deadline", "next_reminder_at"})
 PROJECTED_FIELDS = (

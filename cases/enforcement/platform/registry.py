@@ -7,7 +7,7 @@ from sqlalchemy.orm import Session
 from cases.core.enums import AppStatus
 from cases.core.errors import NotFound
 from cases.core.models import App, Developer
-from cases.platform.base import APP_SEVERITY, EFFECT, ActionSpec
+from cases.enforcement.platform.base import APP_SEVERITY, EFFECT, ActionSpec
 
 
 class RegistryAdapter:

@@ -12,18 +12,15 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from cases.core.enums import OutboxStatus
+from cases.core.enums import CaseStatus, OutboxStatus
 from cases.core.errors import GuardFailed
 from cases.core.models import Case, CaseEvent, OutboxMessage
 from cases.core.settings import get_settings
-from cases.lifecycle import (
-    SYSTEM,
-    enforcement_or_raise,
-    latest_change_request,
-    next_reminder,
-)
-from cases.service import get_or_raise, record_event
-from cases.states import TIMERS, CaseStatus, Op
+from cases.lifecycle.escalation import enforcement_or_raise
+from cases.lifecycle.operations import latest_change_request, next_reminder
+from cases.lifecycle.service import get_or_raise
+from cases.lifecycle.states import TIMERS, Op
+from cases.lifecycle.write import SYSTEM, record_event
 
 
 def notice_delivered(

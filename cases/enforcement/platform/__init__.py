@@ -5,16 +5,16 @@ from __future__ import annotations
 from sqlalchemy.orm import Session
 
 from cases.core.settings import Settings
-from cases.platform.base import ActionSpec, PlatformAdapter
+from cases.enforcement.platform.base import ActionSpec, PlatformAdapter
 
 
 def get_adapter(session: Session, settings: Settings) -> PlatformAdapter:
     """The adapter configuration selects (``platform.adapter``)."""
     if settings.platform.adapter == "http":
-        from cases.platform.http import HttpAdapter
+        from cases.enforcement.platform.http import HttpAdapter
 
         return HttpAdapter.from_settings(settings.platform, session=session)
-    from cases.platform.registry import RegistryAdapter
+    from cases.enforcement.platform.registry import RegistryAdapter
 
     return RegistryAdapter(session)
 

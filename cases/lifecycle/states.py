@@ -11,22 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from cases.core.enums import ActionKind, EmailTemplate
+from cases.core.enums import ActionKind, CaseStatus, EmailTemplate
 from cases.core.errors import TransitionNotAllowed
-
-
-class CaseStatus(StrEnum):
-    OPENED = "opened"
-    DISMISSED = "dismissed"
-    CONFIRMED = "confirmed"
-    OUTREACH_SENT = "outreach_sent"
-    CHANGES_REQUESTED = "changes_requested"
-    COMPLIANCE_REPORTED = "compliance_reported"
-    RESOLVED = "resolved"
-    ENFORCEMENT_DUE = "enforcement_due"
-    ENFORCED = "enforced"
-    APPEALED = "appealed"
-    CLOSED = "closed"
 
 
 class Op(StrEnum):

@@ -17,13 +17,13 @@ from datetime import datetime
 from sqlalchemy import ColumnElement, Engine, and_, exists, or_, select
 from sqlalchemy.orm import Session
 
-from cases import lifecycle, service
 from cases.core.db import session_scope
+from cases.core.enums import CaseStatus
 from cases.core.models import Case, Enforcement
 from cases.core.settings import get_settings
-from cases.platform import get_adapter
-from cases.platform.base import PlatformAdapter
-from cases.states import CaseStatus
+from cases.enforcement.platform import get_adapter
+from cases.enforcement.platform.base import PlatformAdapter
+from cases.lifecycle import escalation, operations, service, write
 
 log = logging.getLogger(__name__)
 
@@ -52,10 +52,10 @@ class Step:
 
 
 def _no_response_request(session: Session, case: Case, now: datetime, _: PlatformAdapter) -> None:
-    lifecycle.request_changes(
+    operations.request_changes(
         session,
         case=case,
-        actor=lifecycle.SYSTEM,
+        actor=write.SYSTEM,
         reason="the outreach response window ended; specific changes are now required",
         now=now,
     )
@@ -65,7 +65,7 @@ STEPS: tuple[Step, ...] = (
     Step(
         "send-outreach",
         lambda now: Case.status == CaseStatus.CONFIRMED,
-        lambda s, c, now, _: lifecycle.send_outreach(s, case=c, now=now),
+        lambda s, c, now, _: operations.send_outreach(s, case=c, now=now),
     ),
     Step(
         "request-changes",
@@ -79,24 +79,24 @@ STEPS: tuple[Step, ...] = (
             Case.next_reminder_at <= now,
             Case.deadline > now,
         ),
-        lambda s, c, now, _: lifecycle.send_reminder(s, case=c, now=now),
+        lambda s, c, now, _: operations.send_reminder(s, case=c, now=now),
     ),
     Step(
         "expire-deadlines",
         lambda now: and_(
             _timed_out(CaseStatus.CHANGES_REQUESTED, now), Case.delivery_blocked.is_(False)
         ),
-        lambda s, c, now, _: lifecycle.escalate(s, case=c, now=now),
+        lambda s, c, now, _: escalation.escalate(s, case=c, now=now),
     ),
     Step(
         "enforce",
         lambda now: _enforceable(),
-        lambda s, c, now, adapter: lifecycle.enforce(s, case=c, adapter=adapter, now=now),
+        lambda s, c, now, adapter: escalation.enforce(s, case=c, adapter=adapter, now=now),
     ),
     Step(
         "close-appeal-windows",
         lambda now: _timed_out(CaseStatus.ENFORCED, now),
-        lambda s, c, now, _: lifecycle.close_unappealed(s, case=c, now=now),
+        lambda s, c, now, _: escalation.close_unappealed(s, case=c, now=now),
     ),
 )
 STEP_NAMES = tuple(step.name for step in STEPS)

@@ -8,10 +8,10 @@ from pydantic import BaseModel
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
-from cases.catalog import get_catalog
 from cases.core.enums import ActionKind, ActionStatus
 from cases.core.models import App, Case, Enforcement, PlatformAction
-from cases.platform.base import ActionSpec, PlatformAdapter
+from cases.enforcement.catalog import get_catalog
+from cases.enforcement.platform.base import ActionSpec, PlatformAdapter
 
 
 class ImpactPreview(BaseModel):

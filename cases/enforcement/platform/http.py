@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from cases.core.errors import PlatformError
 from cases.core.settings import PlatformSettings
-from cases.platform.base import ActionSpec
+from cases.enforcement.platform.base import ActionSpec
 
 
 class HttpAdapter:

@@ -9,7 +9,6 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from cases import enforcement, service
 from cases.core.errors import NotFound
 from cases.core.models import App, Appeal, Case, ChangeRequest, Developer, PlatformAction
 from cases.core.schemas import (
@@ -20,7 +19,9 @@ from cases.core.schemas import (
     EnforcementRead,
     EventRead,
 )
-from cases.states import TERMINAL
+from cases.enforcement import planning
+from cases.lifecycle import service
+from cases.lifecycle.states import TERMINAL
 
 
 def case_detail(session: Session, *, case_id: int) -> CaseDetail:
@@ -28,7 +29,7 @@ def case_detail(session: Session, *, case_id: int) -> CaseDetail:
     requests = session.scalars(
         select(ChangeRequest).where(ChangeRequest.case_id == case_id).order_by(ChangeRequest.id)
     )
-    decision = enforcement.get_for_case(session, case_id=case_id)
+    decision = planning.get_for_case(session, case_id=case_id)
     appeal = session.scalars(select(Appeal).where(Appeal.case_id == case_id)).one_or_none()
     return CaseDetail(
         **service.to_read(case).model_dump(),

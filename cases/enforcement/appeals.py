@@ -10,14 +10,15 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from cases import enforcement as enforcement_service
-from cases.core.enums import ActionStatus, AppealStatus
+from cases.core.enums import ActionStatus, AppealStatus, CaseStatus
 from cases.core.errors import GuardFailed
 from cases.core.models import Appeal, Case
-from cases.lifecycle import enforcement_or_raise
-from cases.platform.base import PlatformAdapter
-from cases.service import get_or_raise, transition
-from cases.states import CaseStatus, Op, check_transition
+from cases.enforcement import planning
+from cases.enforcement.platform.base import PlatformAdapter
+from cases.lifecycle.escalation import enforcement_or_raise
+from cases.lifecycle.service import get_or_raise
+from cases.lifecycle.states import Op, check_transition
+from cases.lifecycle.write import transition
 
 
 def submit_appeal(
@@ -91,7 +92,7 @@ def decide_appeal(
         email_context={"decision_reason": reason, "actions": restored},
     )
     if overturn:
-        enforcement_service.reverse_all(decision, adapter, now=now)
+        planning.reverse_all(decision, adapter, now=now)
     appeal.status = AppealStatus.OVERTURNED if overturn else AppealStatus.UPHELD
     appeal.decision_reason, appeal.reviewer, appeal.decided_at = reason, reviewer, now
     return case

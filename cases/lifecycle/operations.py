@@ -1,8 +1,7 @@
-"""The operations of the enforcement lifecycle, each a guarded change through service.record.
+"""The lifecycle operations before enforcement: triage, outreach, change requests, answers.
 
-Fairness lives here, not in the CLI or flows: no enforcement without evidence, a delivered
-notice and a passed deadline (unless a lead approves an urgent enforcement with a reason);
-a lead's decision always carries a reason; deadlines start when the notice is delivered.
+Each is a guarded change through the write path. A lead's decision always carries a reason;
+deadlines start when the notice is delivered (cases/lifecycle/notices.py).
 """
 
 from __future__ import annotations
@@ -13,22 +12,17 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from cases import enforcement as enforcement_service
-from cases.catalog import get_catalog
+from cases.core.enums import CaseStatus
 from cases.core.errors import GuardFailed
-from cases.core.models import Case, ChangeRequest, Enforcement
+from cases.core.models import Case, ChangeRequest
 from cases.core.settings import get_settings
-from cases.platform.base import PlatformAdapter
-from cases.service import get_or_raise, record_event, require_lead, transition
-from cases.states import (
-    ACTIVE_BEFORE_ENFORCEMENT,
-    ENFORCEMENT_NOTICES,
-    CaseStatus,
+from cases.enforcement.catalog import get_catalog
+from cases.lifecycle.service import get_or_raise
+from cases.lifecycle.states import (
     Op,
     check_transition,
 )
-
-SYSTEM = "caseward"
+from cases.lifecycle.write import SYSTEM, record_event, require_lead, transition
 
 
 def next_reminder(
@@ -47,16 +41,6 @@ def latest_change_request(session: Session, *, case_id: int) -> ChangeRequest | 
         .limit(1)
     )
     return session.scalars(query).one_or_none()
-
-
-def enforcement_or_raise(session: Session, case: Case) -> Enforcement:
-    found = enforcement_service.get_for_case(session, case_id=case.id)
-    if found is None:
-        raise GuardFailed(f"case {case.id} has no enforcement decision")
-    return found
-
-
-# --- triage -----------------------------------------------------------------------------
 
 
 def confirm(session: Session, *, case_id: int, actor: str, reason: str, now: datetime) -> Case:
@@ -278,145 +262,5 @@ def send_reminder(session: Session, *, case: Case, now: datetime) -> Case:
         now=now,
         changes={"next_reminder_at": next_reminder(case.deadline, offsets, now)},
         email_context={"deadline": case.deadline},
-    )
-    return case
-
-
-# --- enforcement --------------------------------------------------------------------------
-
-
-def _require_evidence(case: Case) -> None:
-    if not case.evidence:
-        raise GuardFailed(f"case {case.id} has no recorded evidence; add evidence first")
-
-
-def escalate(session: Session, *, case: Case, now: datetime) -> Case:
-    """The change deadline passed without compliance: plan enforcement."""
-    if case.delivery_blocked:
-        raise GuardFailed(f"case {case.id}: a notice was not delivered; a lead must act first")
-    if case.deadline is None or case.deadline > now:
-        raise GuardFailed(f"case {case.id}: the deadline has not passed")
-    _require_evidence(case)
-    check_transition(Op.ESCALATE, case.status)
-    reason = f"the deadline of {case.deadline.isoformat()} passed without the requested changes"
-    enforcement_service.create(
-        session, case=case, reason=reason, urgent=False, approved_by=None, now=now
-    )
-    transition(session, case=case, op=Op.ESCALATE, actor=SYSTEM, reason=reason, now=now)
-    return case
-
-
-def approve_enforcement(
-    session: Session, *, case_id: int, actor: str, reason: str, now: datetime
-) -> Case:
-    """A lead approves enforcement: of a due enforcement that needs approval, or urgently."""
-    case = get_or_raise(session, case_id=case_id, lock=True)
-    _require_evidence(case)
-    if case.status in ACTIVE_BEFORE_ENFORCEMENT:
-        check_transition(Op.APPROVE_URGENT, case.status)
-        enforcement_service.create(
-            session, case=case, reason=reason, urgent=True, approved_by=actor, now=now
-        )
-        transition(
-            session,
-            case=case,
-            op=Op.APPROVE_URGENT,
-            actor=actor,
-            reason=reason,
-            now=now,
-            changes={"urgent": True, "enforcement_approved_by": actor},
-        )
-        return case
-    found = enforcement_service.get_for_case(session, case_id=case.id)
-    if found is not None and found.approved_by:
-        raise GuardFailed(f"case {case.id}: enforcement already approved by {found.approved_by}")
-    record_event(
-        session,
-        case=case,
-        op=Op.APPROVE_ENFORCEMENT,
-        actor=actor,
-        reason=reason,
-        now=now,
-        changes={"enforcement_approved_by": actor},
-    )
-    enforcement_or_raise(session, case).approved_by = actor
-    return case
-
-
-def awaiting_approval(session: Session, *, case_id: int) -> bool:
-    """Whether the case's planned enforcement is waiting for a lead's decision."""
-    case = get_or_raise(session, case_id=case_id)
-    planned = enforcement_service.get_for_case(session, case_id=case_id)
-    return (
-        case.status is CaseStatus.ENFORCEMENT_DUE
-        and planned is not None
-        and planned.requires_approval
-        and not planned.approved_by
-    )
-
-
-def decline_enforcement(
-    session: Session, *, case_id: int, actor: str, reason: str, now: datetime
-) -> Case:
-    """A lead decides against a planned enforcement before it runs: nothing is applied."""
-    case = get_or_raise(session, case_id=case_id, lock=True)
-    transition(
-        session,
-        case=case,
-        op=Op.DECLINE_ENFORCEMENT,
-        actor=actor,
-        reason=reason,
-        now=now,
-        changes={"outcome": "declined"},
-        email_context={"decision_reason": reason},
-    )
-    return case
-
-
-def enforce(session: Session, *, case: Case, adapter: PlatformAdapter, now: datetime) -> Case:
-    """Apply the planned actions and send the notice; every fairness guard is checked here."""
-    check_transition(Op.ENFORCE, case.status)
-    _require_evidence(case)
-    decision = enforcement_or_raise(session, case)
-    if decision.requires_approval and not decision.approved_by:
-        raise GuardFailed(
-            f"case {case.id}: {', '.join(sorted({a.kind.value for a in decision.actions}))} "
-            "needs a lead's approval (caseward cases approve-enforcement)"
-        )
-    if not decision.urgent:
-        request = latest_change_request(session, case_id=case.id)
-        if request is None or request.notified_at is None:
-            raise GuardFailed(f"case {case.id}: no change request was delivered to the developer")
-        if request.due_at is None or request.due_at > now:
-            raise GuardFailed(f"case {case.id}: the change deadline has not passed")
-    enforcement_service.apply_all(decision, adapter, now=now)
-    actions = [
-        {"kind": a.kind.value, "target_type": a.target_type, "target_id": a.target_id}
-        for a in decision.actions
-    ]
-    notices = tuple(dict.fromkeys(ENFORCEMENT_NOTICES[a.kind] for a in decision.actions))
-    transition(
-        session,
-        case=case,
-        op=Op.ENFORCE,
-        actor=decision.approved_by or SYSTEM,
-        reason=decision.reason,
-        now=now,
-        data={"actions": actions},
-        emails=notices,
-        email_context={"actions": actions, "reason": decision.reason},
-    )
-    return case
-
-
-def close_unappealed(session: Session, *, case: Case, now: datetime) -> Case:
-    transition(
-        session,
-        case=case,
-        op=Op.CLOSE,
-        actor=SYSTEM,
-        reason="the appeal window ended without an appeal",
-        now=now,
-        changes={"outcome": "enforced"},
     )
     return case

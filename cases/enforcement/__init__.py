@@ -1,0 +1,2 @@
+"""Enforcement: the policy catalogue, planning graduated actions, the platform adapters that
+apply and reverse them, and appeals."""

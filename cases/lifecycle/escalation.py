@@ -1,0 +1,170 @@
+"""From a passed deadline to enforcement: plan it, approve or decline it, apply it, close.
+
+No enforcement without recorded evidence, a change request delivered to the developer and a
+passed deadline, unless a lead approves an urgent enforcement with a reason. Bans and account
+suspensions wait for a lead's approval (``approval_required`` in the catalogue).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy.orm import Session
+
+from cases.core.enums import CaseStatus
+from cases.core.errors import GuardFailed
+from cases.core.models import Case, Enforcement
+from cases.enforcement import planning
+from cases.enforcement.platform.base import PlatformAdapter
+from cases.lifecycle.operations import latest_change_request
+from cases.lifecycle.service import get_or_raise
+from cases.lifecycle.states import (
+    ACTIVE_BEFORE_ENFORCEMENT,
+    ENFORCEMENT_NOTICES,
+    Op,
+    check_transition,
+)
+from cases.lifecycle.write import SYSTEM, record_event, transition
+
+
+def enforcement_or_raise(session: Session, case: Case) -> Enforcement:
+    found = planning.get_for_case(session, case_id=case.id)
+    if found is None:
+        raise GuardFailed(f"case {case.id} has no enforcement decision")
+    return found
+
+
+# --- triage -----------------------------------------------------------------------------
+
+
+def _require_evidence(case: Case) -> None:
+    if not case.evidence:
+        raise GuardFailed(f"case {case.id} has no recorded evidence; add evidence first")
+
+
+def escalate(session: Session, *, case: Case, now: datetime) -> Case:
+    """The change deadline passed without compliance: plan enforcement."""
+    if case.delivery_blocked:
+        raise GuardFailed(f"case {case.id}: a notice was not delivered; a lead must act first")
+    if case.deadline is None or case.deadline > now:
+        raise GuardFailed(f"case {case.id}: the deadline has not passed")
+    _require_evidence(case)
+    check_transition(Op.ESCALATE, case.status)
+    reason = f"the deadline of {case.deadline.isoformat()} passed without the requested changes"
+    planning.create(session, case=case, reason=reason, urgent=False, approved_by=None, now=now)
+    transition(session, case=case, op=Op.ESCALATE, actor=SYSTEM, reason=reason, now=now)
+    return case
+
+
+def approve_enforcement(
+    session: Session, *, case_id: int, actor: str, reason: str, now: datetime
+) -> Case:
+    """A lead approves enforcement: of a due enforcement that needs approval, or urgently."""
+    case = get_or_raise(session, case_id=case_id, lock=True)
+    _require_evidence(case)
+    if case.status in ACTIVE_BEFORE_ENFORCEMENT:
+        check_transition(Op.APPROVE_URGENT, case.status)
+        planning.create(session, case=case, reason=reason, urgent=True, approved_by=actor, now=now)
+        transition(
+            session,
+            case=case,
+            op=Op.APPROVE_URGENT,
+            actor=actor,
+            reason=reason,
+            now=now,
+            changes={"urgent": True, "enforcement_approved_by": actor},
+        )
+        return case
+    found = planning.get_for_case(session, case_id=case.id)
+    if found is not None and found.approved_by:
+        raise GuardFailed(f"case {case.id}: enforcement already approved by {found.approved_by}")
+    record_event(
+        session,
+        case=case,
+        op=Op.APPROVE_ENFORCEMENT,
+        actor=actor,
+        reason=reason,
+        now=now,
+        changes={"enforcement_approved_by": actor},
+    )
+    enforcement_or_raise(session, case).approved_by = actor
+    return case
+
+
+def awaiting_approval(session: Session, *, case_id: int) -> bool:
+    """Whether the case's planned enforcement is waiting for a lead's decision."""
+    case = get_or_raise(session, case_id=case_id)
+    planned = planning.get_for_case(session, case_id=case_id)
+    return (
+        case.status is CaseStatus.ENFORCEMENT_DUE
+        and planned is not None
+        and planned.requires_approval
+        and not planned.approved_by
+    )
+
+
+def decline_enforcement(
+    session: Session, *, case_id: int, actor: str, reason: str, now: datetime
+) -> Case:
+    """A lead decides against a planned enforcement before it runs: nothing is applied."""
+    case = get_or_raise(session, case_id=case_id, lock=True)
+    transition(
+        session,
+        case=case,
+        op=Op.DECLINE_ENFORCEMENT,
+        actor=actor,
+        reason=reason,
+        now=now,
+        changes={"outcome": "declined"},
+        email_context={"decision_reason": reason},
+    )
+    return case
+
+
+def enforce(session: Session, *, case: Case, adapter: PlatformAdapter, now: datetime) -> Case:
+    """Apply the planned actions and send the notice; every fairness guard is checked here."""
+    check_transition(Op.ENFORCE, case.status)
+    _require_evidence(case)
+    decision = enforcement_or_raise(session, case)
+    if decision.requires_approval and not decision.approved_by:
+        raise GuardFailed(
+            f"case {case.id}: {', '.join(sorted({a.kind.value for a in decision.actions}))} "
+            "needs a lead's approval (caseward cases approve-enforcement)"
+        )
+    if not decision.urgent:
+        request = latest_change_request(session, case_id=case.id)
+        if request is None or request.notified_at is None:
+            raise GuardFailed(f"case {case.id}: no change request was delivered to the developer")
+        if request.due_at is None or request.due_at > now:
+            raise GuardFailed(f"case {case.id}: the change deadline has not passed")
+    planning.apply_all(decision, adapter, now=now)
+    actions = [
+        {"kind": a.kind.value, "target_type": a.target_type, "target_id": a.target_id}
+        for a in decision.actions
+    ]
+    notices = tuple(dict.fromkeys(ENFORCEMENT_NOTICES[a.kind] for a in decision.actions))
+    transition(
+        session,
+        case=case,
+        op=Op.ENFORCE,
+        actor=decision.approved_by or SYSTEM,
+        reason=decision.reason,
+        now=now,
+        data={"actions": actions},
+        emails=notices,
+        email_context={"actions": actions, "reason": decision.reason},
+    )
+    return case
+
+
+def close_unappealed(session: Session, *, case: Case, now: datetime) -> Case:
+    transition(
+        session,
+        case=case,
+        op=Op.CLOSE,
+        actor=SYSTEM,
+        reason="the appeal window ended without an appeal",
+        now=now,
+        changes={"outcome": "enforced"},
+    )
+    return case
