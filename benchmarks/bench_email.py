@@ -42,13 +42,13 @@ from typing import Any
 from sqlalchemy import Engine, select, update
 
 import cases.core.models  # noqa: F401
-from cases import notifications, outbox
 from cases.core.db import Base, make_engine, session_scope
 from cases.core.enums import CaseStatus, EmailTemplate, OutboxStatus
 from cases.core.models import App, Case, CaseEvent, Developer, OutboxMessage
 from cases.core.settings import EmailSettings, Settings, get_settings
+from cases.email import context, delivery, outbox
+from cases.email.senders.sendgrid import SendGridSender
 from cases.lifecycle import service, sweeper
-from cases.mail.sendgrid import SendGridSender
 
 NOW = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 FCR = EmailTemplate.FEATURE_CHANGE_REQUEST
@@ -203,7 +203,7 @@ def enqueue_per_case(engine: Engine, case_ids: list[int], settings: Settings) ->
     for case_id in case_ids:
         with session_scope(engine) as session:
             case = service.get_or_raise(session, case_id=case_id)
-            notifications.enqueue(
+            outbox.enqueue(
                 session,
                 case=case,
                 event=_event(session, case_id),
@@ -225,7 +225,7 @@ def enqueue_batched(engine: Engine, case_ids: list[int], settings: Settings) -> 
             }
             for case in service.get_many(session, case_ids=chunk):
                 with session.begin_nested():
-                    notifications.enqueue(
+                    outbox.enqueue(
                         session,
                         case=case,
                         event=events[case.id],
@@ -248,11 +248,11 @@ def bare_render(
     engine: Engine, case_ids: list[int], template: EmailTemplate, settings: Settings
 ) -> dict[str, float]:
     """The same templates and contexts, rendered in a loop with nothing else."""
-    renderer = notifications.renderer_for(settings)
+    renderer = context.renderer_for(settings)
     extra = CHANGES if template is FCR else None
     with session_scope(engine) as session:
         contexts = [
-            notifications.build_context(
+            context.build_context(
                 case=case,
                 developer=developer,
                 template=template,
@@ -265,8 +265,8 @@ def bare_render(
             for developer in case.developers
         ]
     with timed() as t:
-        for context in contexts:
-            renderer.render(template, context)
+        for data in contexts:
+            renderer.render(template, data)
     return t
 
 
@@ -307,7 +307,7 @@ def deliver(
     sender = SendGridSender(api_key="SG.bench", host=server.host, timeout=10, keep_alive=keep_alive)
     try:
         with timed() as t:
-            report = outbox.deliver_pending(
+            report = delivery.deliver_pending(
                 engine,
                 now=NOW,
                 sender=sender,

@@ -1,6 +1,6 @@
 """deliver-email: send the outbox through the configured provider, every minute.
 
-``cases.outbox.deliver_pending`` claims due messages, sends them and records each outcome;
+``cases.email.delivery.deliver_pending`` claims due messages, sends them and records each outcome;
 a transient provider error puts the message back with backoff (in the database, so the next
 run retries it), a permanent one blocks its case. This task itself is retried only when the
 error that stopped it is transient (a provider hiccup or a busy database); a configuration
@@ -16,9 +16,9 @@ from prefect.cache_policies import NO_CACHE
 from prefect.client.schemas.objects import State, TaskRun
 from sqlalchemy.exc import OperationalError
 
-from cases import outbox
 from cases.core.db import get_engine
-from cases.mail.base import TransientDeliveryError
+from cases.email import delivery
+from cases.email.senders.base import TransientDeliveryError
 from flows._relay import relay_case_events
 from flows._tasks import instant, outcome, resolve_now, run_name
 
@@ -43,7 +43,7 @@ def is_transient(task: Task[..., Any], task_run: TaskRun, state: State[Any]) -> 
 )
 def deliver_outbox(now: str, limit: int | None) -> dict[str, Any]:
     """Claim, send and record every message due at ``now``."""
-    report = outbox.deliver_pending(get_engine(), now=instant(now), limit=limit)
+    report = delivery.deliver_pending(get_engine(), now=instant(now), limit=limit)
     logger = get_run_logger()
     logger.info(
         "claimed %s: sent %s, retrying %s, failed %s, uncertain %s",

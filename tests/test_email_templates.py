@@ -9,14 +9,14 @@ import re
 import pytest
 from sqlalchemy import Engine, func, select
 
-from cases import notifications
 from cases.core.db import session_scope
 from cases.core.enums import EmailTemplate, OutboxStatus
 from cases.core.models import OutboxMessage
 from cases.core.settings import get_settings
-from cases.mail.message import OutgoingEmail, build_mime, message_id_for
-from cases.mail.render import RenderError, get_renderer, header_safe, leftover_syntax
-from cases.outbox import to_outgoing
+from cases.email import outbox
+from cases.email.delivery import to_outgoing
+from cases.email.message import OutgoingEmail, build_mime, message_id_for
+from cases.email.render import RenderError, get_renderer, header_safe, leftover_syntax
 from tests.email_fixtures import (
     HOSTILE_NAME,
     INJECTION_NAME,
@@ -49,7 +49,7 @@ def test_template_renders_both_parts_safely(
     settings = get_settings()
     with session_scope(sqlite_db) as session:
         case, event = make_case(session, app_name=name, developers=2)
-        messages = notifications.enqueue(
+        messages = outbox.enqueue(
             session,
             case=case,
             event=event,
@@ -88,7 +88,7 @@ def test_template_renders_both_parts_safely(
 def test_hostile_name_is_escaped_in_the_outreach_html(sqlite_db: Engine) -> None:
     with session_scope(sqlite_db) as session:
         case, event = make_case(session, app_name=HOSTILE_NAME)
-        (message,) = notifications.enqueue(
+        (message,) = outbox.enqueue(
             session, case=case, event=event, template=EmailTemplate.OUTREACH, now=NOW
         )
         assert "<strong>&lt;script&gt;x&lt;/script&gt;</strong>" in message.html_body
@@ -99,7 +99,7 @@ def test_a_missing_variable_is_an_error_never_a_blank(sqlite_db: Engine) -> None
     with session_scope(sqlite_db) as session:
         case, event = make_case(session)
         with pytest.raises(RenderError, match="changes"):
-            notifications.enqueue(
+            outbox.enqueue(
                 session,
                 case=case,
                 event=event,
@@ -112,10 +112,10 @@ def test_a_missing_variable_is_an_error_never_a_blank(sqlite_db: Engine) -> None
 def test_enqueue_is_idempotent_per_event_template_and_developer(sqlite_db: Engine) -> None:
     with session_scope(sqlite_db) as session:
         case, event = make_case(session, developers=2)
-        first = notifications.enqueue(
+        first = outbox.enqueue(
             session, case=case, event=event, template=EmailTemplate.OUTREACH, now=NOW
         )
-        again = notifications.enqueue(
+        again = outbox.enqueue(
             session, case=case, event=event, template=EmailTemplate.OUTREACH, now=NOW
         )
         assert [m.id for m in first] == [m.id for m in again]
@@ -135,7 +135,7 @@ def test_deadlines_show_date_time_and_zone(
     get_settings.cache_clear()
     with session_scope(sqlite_db) as session:
         case, event = make_case(session)
-        (message,) = notifications.enqueue(
+        (message,) = outbox.enqueue(
             session,
             case=case,
             event=event,

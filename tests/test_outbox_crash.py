@@ -9,13 +9,13 @@ from datetime import datetime, timedelta
 import pytest
 from sqlalchemy import Engine, select
 
-from cases import outbox, outbox_review
 from cases.core.db import session_scope
 from cases.core.enums import OutboxStatus
 from cases.core.errors import GuardFailed
 from cases.core.models import Case, OutboxMessage
-from cases.mail.base import EmailSender, SendResult
-from cases.mail.message import OutgoingEmail
+from cases.email import delivery, review
+from cases.email.message import OutgoingEmail
+from cases.email.senders.base import EmailSender, SendResult
 from tests.email_fixtures import NOW, FakeSendGrid, pg_db, sendgrid_server, sqlite_db
 from tests.test_outbox_delivery import queue, rows, sendgrid, settings, timeline
 
@@ -46,7 +46,7 @@ def test_crash_after_acceptance_is_never_resent_and_shows_as_uncertain(
     case_id = queue(sqlite_db)
     config = settings(claim_lease_seconds=LEASE)
     with pytest.raises(SimulatedCrash):
-        outbox.deliver_pending(
+        delivery.deliver_pending(
             sqlite_db, now=NOW, sender=CrashAfterAccept(sendgrid(sendgrid_server)), settings=config
         )
     assert len(sendgrid_server.requests) == 1  # the provider has it
@@ -54,28 +54,26 @@ def test_crash_after_acceptance_is_never_resent_and_shows_as_uncertain(
     assert message.status == OutboxStatus.SENDING and message.claimed_at == NOW
     sender = sendgrid(sendgrid_server)
     # within the lease: nothing happens (the first worker may still be recording)
-    within = outbox.deliver_pending(
+    within = delivery.deliver_pending(
         sqlite_db, now=NOW + timedelta(seconds=LEASE - 1), sender=sender, settings=config
     )
     assert (within.claimed, within.uncertain) == (0, 0)
     # after the lease: uncertain, on the timeline, and still not resent
     after = NOW + timedelta(seconds=LEASE + 1)
-    report = outbox.deliver_pending(sqlite_db, now=after, sender=sender, settings=config)
+    report = delivery.deliver_pending(sqlite_db, now=after, sender=sender, settings=config)
     assert (report.claimed, report.uncertain) == (0, 1)
     assert len(sendgrid_server.requests) == 1
     (message,) = rows(sqlite_db)
     assert message.status == OutboxStatus.UNCERTAIN
     assert timeline(sqlite_db, case_id)[-1] == "delivery_uncertain"
     # and it stays that way on later runs
-    later = outbox.deliver_pending(
+    later = delivery.deliver_pending(
         sqlite_db, now=after + timedelta(days=3), sender=sender, settings=config
     )
     assert later.claimed == 0 and len(sendgrid_server.requests) == 1
     # the lead checks SendGrid's activity feed and confirms: the deadline starts at the claim
     with session_scope(sqlite_db) as session:
-        outbox_review.resolve(
-            session, outbox_id=message.id, decision="sent", actor="lead", now=after
-        )
+        review.resolve(session, outbox_id=message.id, decision="sent", actor="lead", now=after)
     with session_scope(sqlite_db) as session:
         assert session.get_one(OutboxMessage, message.id).status == OutboxStatus.SENT
         assert session.get_one(Case, case_id).deadline == NOW + timedelta(days=30)
@@ -88,18 +86,18 @@ def test_lead_can_resend_an_uncertain_message_with_the_same_message_id(
     queue(sqlite_db)
     config = settings(claim_lease_seconds=LEASE)
     with pytest.raises(SimulatedCrash):
-        outbox.deliver_pending(
+        delivery.deliver_pending(
             sqlite_db, now=NOW, sender=CrashAfterAccept(sendgrid(sendgrid_server)), settings=config
         )
     after = NOW + timedelta(hours=1)
-    outbox.deliver_pending(sqlite_db, now=after, sender=sendgrid(sendgrid_server), settings=config)
+    delivery.deliver_pending(
+        sqlite_db, now=after, sender=sendgrid(sendgrid_server), settings=config
+    )
     (message,) = rows(sqlite_db)
     assert message.status == OutboxStatus.UNCERTAIN
     with session_scope(sqlite_db) as session:
-        outbox_review.resolve(
-            session, outbox_id=message.id, decision="resend", actor="lead", now=after
-        )
-    report = outbox.deliver_pending(
+        review.resolve(session, outbox_id=message.id, decision="resend", actor="lead", now=after)
+    report = delivery.deliver_pending(
         sqlite_db, now=after, sender=sendgrid(sendgrid_server), settings=config
     )
     assert report.sent == 1
@@ -109,14 +107,12 @@ def test_lead_can_resend_an_uncertain_message_with_the_same_message_id(
 
 def test_resolve_refuses_a_sent_message(sqlite_db: Engine, sendgrid_server: FakeSendGrid) -> None:
     queue(sqlite_db)
-    outbox.deliver_pending(
+    delivery.deliver_pending(
         sqlite_db, now=NOW, sender=sendgrid(sendgrid_server), settings=settings()
     )
     (message,) = rows(sqlite_db)
     with session_scope(sqlite_db) as session, pytest.raises(GuardFailed):
-        outbox_review.resolve(
-            session, outbox_id=message.id, decision="resend", actor="lead", now=NOW
-        )
+        review.resolve(session, outbox_id=message.id, decision="resend", actor="lead", now=NOW)
 
 
 def _race(engine: Engine, fake: FakeSendGrid, *, workers: int, cases: int) -> None:
@@ -132,7 +128,7 @@ def _race(engine: Engine, fake: FakeSendGrid, *, workers: int, cases: int) -> No
     def run() -> None:
         try:
             barrier.wait()
-            outbox.deliver_pending(engine, now=NOW, sender=sendgrid(fake), settings=config)
+            delivery.deliver_pending(engine, now=NOW, sender=sendgrid(fake), settings=config)
         except BaseException as exc:  # pragma: no cover - reported below
             errors.append(exc)
 

@@ -13,14 +13,14 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, select
 
-from cases import notifications, outbox
 from cases.core.db import session_scope
 from cases.core.enums import EmailTemplate, OutboxStatus
 from cases.core.models import Case, CaseEvent, OutboxMessage
 from cases.core.settings import EmailSettings, Settings
-from cases.mail.console import ConsoleSender
-from cases.mail.file import FileSender
-from cases.mail.sendgrid import SendGridSender
+from cases.email import delivery, outbox
+from cases.email.senders.console import ConsoleSender
+from cases.email.senders.file import FileSender
+from cases.email.senders.sendgrid import SendGridSender
 from tests.email_fixtures import (
     INJECTION_NAME,
     NOW,
@@ -52,7 +52,7 @@ def queue(
     """A case whose last step queued ``template`` for each developer; returns the case id."""
     with session_scope(engine) as session:
         case, event = make_case(session, developers=developers, email=address, app_name=app_name)
-        notifications.enqueue(
+        outbox.enqueue(
             session,
             case=case,
             event=event,
@@ -86,7 +86,7 @@ def test_file_backend_writes_eml_and_the_deadline_starts_at_sending(
 ) -> None:
     case_id = queue(sqlite_db, developers=2, app_name=INJECTION_NAME)
     sent_at = NOW + timedelta(hours=5)  # queued at NOW, delivered five hours later
-    report = outbox.deliver_pending(
+    report = delivery.deliver_pending(
         sqlite_db, now=sent_at, sender=FileSender(tmp_path / "mail"), settings=settings()
     )
     assert (report.claimed, report.sent, report.failed) == (2, 2, 0)
@@ -103,7 +103,7 @@ def test_file_backend_writes_eml_and_the_deadline_starts_at_sending(
         assert case.deadline == sent_at + timedelta(days=30)
     assert timeline(sqlite_db, case_id)[-1] == "notice_delivered"
     # a second run finds nothing to do
-    again = outbox.deliver_pending(
+    again = delivery.deliver_pending(
         sqlite_db, now=sent_at, sender=FileSender(tmp_path / "mail"), settings=settings()
     )
     assert again.claimed == 0
@@ -112,7 +112,7 @@ def test_file_backend_writes_eml_and_the_deadline_starts_at_sending(
 def test_console_backend_prints_the_message(sqlite_db: Engine) -> None:
     queue(sqlite_db)
     stream = io.StringIO()
-    report = outbox.deliver_pending(
+    report = delivery.deliver_pending(
         sqlite_db, now=NOW, sender=ConsoleSender(stream), settings=settings()
     )
     assert report.sent == 1
@@ -122,7 +122,7 @@ def test_console_backend_prints_the_message(sqlite_db: Engine) -> None:
 
 def test_sendgrid_request_json_and_202(sqlite_db: Engine, sendgrid_server: FakeSendGrid) -> None:
     case_id = queue(sqlite_db)
-    report = outbox.deliver_pending(
+    report = delivery.deliver_pending(
         sqlite_db, now=NOW, sender=sendgrid(sendgrid_server, sandbox=True), settings=settings()
     )
     assert report.sent == 1, report
@@ -155,7 +155,7 @@ def test_sendgrid_400_fails_permanently_and_blocks_the_case(
 ) -> None:
     case_id = queue(sqlite_db)
     sendgrid_server.statuses = [400]
-    report = outbox.deliver_pending(
+    report = delivery.deliver_pending(
         sqlite_db, now=NOW, sender=sendgrid(sendgrid_server), settings=settings()
     )
     assert (report.sent, report.failed) == (0, 1)
@@ -166,7 +166,7 @@ def test_sendgrid_400_fails_permanently_and_blocks_the_case(
     with session_scope(sqlite_db) as session:
         assert session.get_one(Case, case_id).delivery_blocked
     # a failed message is never picked up again by itself
-    later = outbox.deliver_pending(
+    later = delivery.deliver_pending(
         sqlite_db,
         now=NOW + timedelta(days=1),
         sender=sendgrid(sendgrid_server),
@@ -179,7 +179,7 @@ def test_invalid_address_fails_without_calling_the_provider(
     sqlite_db: Engine, sendgrid_server: FakeSendGrid
 ) -> None:
     case_id = queue(sqlite_db, address="someone@localhost")
-    report = outbox.deliver_pending(
+    report = delivery.deliver_pending(
         sqlite_db, now=NOW, sender=sendgrid(sendgrid_server), settings=settings()
     )
     assert report.failed == 1 and sendgrid_server.requests == []
@@ -192,7 +192,7 @@ def test_sendgrid_401_releases_the_batch_without_blaming_messages(
 ) -> None:
     case_id = queue(sqlite_db, developers=3)
     sendgrid_server.statuses = [401, 401, 401]
-    report = outbox.deliver_pending(
+    report = delivery.deliver_pending(
         sqlite_db, now=NOW, sender=sendgrid(sendgrid_server), settings=settings()
     )
     assert report.released == 3 and report.stopped == "SendGrid 401: scripted 401"
@@ -208,20 +208,20 @@ def test_transient_errors_retry_with_backoff_then_succeed(
     sendgrid_server.statuses = list(statuses)
     config = settings()
     sender = sendgrid(sendgrid_server)
-    first = outbox.deliver_pending(sqlite_db, now=NOW, sender=sender, settings=config)
+    first = delivery.deliver_pending(sqlite_db, now=NOW, sender=sender, settings=config)
     assert first.retried == 1
     (message,) = rows(sqlite_db)
     assert message.status == OutboxStatus.PENDING and message.attempts == 1
     first_delay = (message.next_attempt_at - NOW).total_seconds()
     assert 15 <= first_delay <= 30  # base 30 s, equal jitter: [15, 30]; Retry-After is 1 s
     # not due yet: nothing is sent
-    assert outbox.deliver_pending(sqlite_db, now=NOW, sender=sender, settings=config).claimed == 0
+    assert delivery.deliver_pending(sqlite_db, now=NOW, sender=sender, settings=config).claimed == 0
     second_time = message.next_attempt_at
-    second = outbox.deliver_pending(sqlite_db, now=second_time, sender=sender, settings=config)
+    second = delivery.deliver_pending(sqlite_db, now=second_time, sender=sender, settings=config)
     assert second.retried == 1
     (message,) = rows(sqlite_db)
     assert 30 <= (message.next_attempt_at - second_time).total_seconds() <= 60  # doubled
-    third = outbox.deliver_pending(
+    third = delivery.deliver_pending(
         sqlite_db, now=message.next_attempt_at, sender=sender, settings=config
     )
     assert third.sent == 1
@@ -240,7 +240,7 @@ def test_transient_errors_give_up_after_max_attempts(
     config = settings(max_attempts=3)
     when = NOW
     for _ in range(3):
-        outbox.deliver_pending(
+        delivery.deliver_pending(
             sqlite_db, now=when, sender=sendgrid(sendgrid_server), settings=config
         )
         when += timedelta(hours=2)
@@ -253,7 +253,7 @@ def test_transient_errors_give_up_after_max_attempts(
 def test_a_timeout_is_transient(sqlite_db: Engine, sendgrid_server: FakeSendGrid) -> None:
     queue(sqlite_db)
     sendgrid_server.delay = 1.0
-    report = outbox.deliver_pending(
+    report = delivery.deliver_pending(
         sqlite_db, now=NOW, sender=sendgrid(sendgrid_server, timeout=0.2), settings=settings()
     )
     assert report.retried == 1
@@ -266,7 +266,7 @@ def test_the_api_key_never_reaches_a_log(
     queue(sqlite_db, developers=2)
     sendgrid_server.statuses = [202, 400]
     with caplog.at_level(logging.DEBUG):
-        report = outbox.deliver_pending(
+        report = delivery.deliver_pending(
             sqlite_db, now=NOW, sender=sendgrid(sendgrid_server), settings=settings()
         )
     assert report.sent == 1 and report.failed == 1
@@ -280,7 +280,7 @@ def test_backoff_is_exponential_capped_and_jittered() -> None:
     config = EmailSettings(backoff_base_seconds=10, backoff_max_seconds=100)
     rng = random.Random(7)
     for attempts, step in [(1, 10), (2, 20), (3, 40), (4, 80), (5, 100), (9, 100)]:
-        delays = {outbox.backoff_delay(attempts, config, rng=rng) for _ in range(50)}
+        delays = {delivery.backoff_delay(attempts, config, rng=rng) for _ in range(50)}
         assert all(step / 2 <= d <= step for d in delays)
         assert len(delays) > 1  # jitter
-    assert outbox.backoff_delay(1, config, rng=rng, retry_after=500) == 500
+    assert delivery.backoff_delay(1, config, rng=rng, retry_after=500) == 500

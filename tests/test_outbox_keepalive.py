@@ -8,10 +8,10 @@ import pytest
 from python_http_client.exceptions import BadRequestsError
 from sqlalchemy import Engine
 
-from cases import outbox
 from cases.core.enums import OutboxStatus
-from cases.mail.keepalive import KeepAliveClient, connection_dropped
-from cases.mail.sendgrid import SendGridSender
+from cases.email import delivery
+from cases.email.senders.keepalive import KeepAliveClient, connection_dropped
+from cases.email.senders.sendgrid import SendGridSender
 from tests.email_fixtures import NOW, FakeSendGrid, sendgrid_server, sqlite_db
 from tests.test_outbox_delivery import API_KEY, queue, rows, settings
 
@@ -23,7 +23,7 @@ def test_a_run_reuses_one_connection_per_call_in_flight(
 ) -> None:
     queue(sqlite_db, developers=12)
     sender = SendGridSender(api_key=API_KEY, host=sendgrid_server.host)
-    report = outbox.deliver_pending(
+    report = delivery.deliver_pending(
         sqlite_db, now=NOW, sender=sender, settings=settings(concurrency=3)
     )
     sender.close()
@@ -40,7 +40,7 @@ def test_without_keep_alive_every_request_opens_a_connection(
 ) -> None:
     queue(sqlite_db, developers=4)
     sender = SendGridSender(api_key=API_KEY, host=sendgrid_server.host, keep_alive=False)
-    report = outbox.deliver_pending(
+    report = delivery.deliver_pending(
         sqlite_db, now=NOW, sender=sender, settings=settings(concurrency=1)
     )
     assert report.sent == 4

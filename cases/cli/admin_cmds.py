@@ -12,8 +12,8 @@ from cases.core.db import get_engine
 from cases.core.migrate import upgrade
 from cases.core.models import Case
 from cases.core.settings import get_settings, masked
+from cases.email.delivery import deliver_pending
 from cases.lifecycle import sweeper
-from cases.outbox import deliver_pending
 
 Json = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 

@@ -9,13 +9,13 @@ import typer
 from rich.text import Text
 from sqlalchemy import select
 
-from cases import outbox, outbox_review
 from cases.cli.common import STATE, emit, fmt_time, out, settings, table, unit_of_work
 from cases.core.db import get_engine
 from cases.core.enums import EmailTemplate, OutboxStatus
 from cases.core.errors import InvalidInput, NotFound
 from cases.core.models import OutboxMessage
-from cases.mail.preview import preview
+from cases.email import delivery, review
+from cases.email.preview import preview
 
 outbox_app = typer.Typer(help="Developer e-mail waiting, sent, failed or uncertain.")
 email_app = typer.Typer(help="Developer e-mail templates.")
@@ -123,7 +123,7 @@ def send(
     as_json: Json = False,
 ) -> int:
     """Deliver the e-mails due now through the configured backend."""
-    report = outbox.deliver_pending(get_engine(), now=STATE.now(), limit=limit)
+    report = delivery.deliver_pending(get_engine(), now=STATE.now(), limit=limit)
     emit(
         report.as_dict(),
         as_json,
@@ -151,7 +151,7 @@ def resolve(
     if sent == resend:
         raise InvalidInput("give exactly one of --sent or --resend")
     with unit_of_work() as session:
-        message = outbox_review.resolve(
+        message = review.resolve(
             session,
             outbox_id=message_id,
             decision="sent" if sent else "resend",

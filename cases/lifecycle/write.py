@@ -13,11 +13,11 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from cases import notifications
 from cases.core.enums import CaseStatus, EmailTemplate
 from cases.core.errors import GuardFailed, InvalidInput
 from cases.core.models import Case, CaseEvent
 from cases.core.settings import get_settings
+from cases.email import outbox
 from cases.lifecycle import history
 from cases.lifecycle.states import Op, check_event, check_transition
 
@@ -65,7 +65,7 @@ def record(
     session.add(event)
     history.apply(case, to_status=target, at=now, changes=payload["set"])  # as replay does
     for template in emails:
-        notifications.enqueue(
+        outbox.enqueue(
             session, case=case, event=event, template=template, now=now, extra=email_context
         )
     return event

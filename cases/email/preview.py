@@ -17,9 +17,9 @@ from cases.core.enums import EmailTemplate
 from cases.core.errors import InvalidInput, NotFound
 from cases.core.models import Appeal, Case, ChangeRequest, Enforcement
 from cases.core.settings import Settings
+from cases.email.context import render_for, renderer_for
+from cases.email.render import RenderedEmail
 from cases.lifecycle.states import ENFORCEMENT_NOTICES
-from cases.mail.render import RenderedEmail
-from cases.notifications import render_for, renderer_for
 
 ENFORCEMENT_TEMPLATES = {template: kind for kind, template in ENFORCEMENT_NOTICES.items()}
 APPEAL_DECISIONS = {EmailTemplate.APPEAL_UPHELD, EmailTemplate.APPEAL_OVERTURNED}

@@ -7,8 +7,8 @@ import tempfile
 from datetime import datetime
 from pathlib import Path
 
-from cases.mail.base import PermanentDeliveryError, SendResult, TransientDeliveryError
-from cases.mail.message import InvalidAddress, OutgoingEmail, build_mime
+from cases.email.message import InvalidAddress, OutgoingEmail, build_mime
+from cases.email.senders.base import PermanentDeliveryError, SendResult, TransientDeliveryError
 
 
 class FileSender:

@@ -1,6 +1,6 @@
 """The EmailSender protocol every backend implements, and how a send can fail.
 
-A backend sends one :class:`~cases.mail.message.OutgoingEmail` and either returns a
+A backend sends one :class:`~cases.email.message.OutgoingEmail` and either returns a
 :class:`SendResult` (the provider accepted it) or raises one of three errors, which decide
 what the outbox does next:
 
@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import Protocol
 
 from cases.core.settings import Settings
-from cases.mail.message import OutgoingEmail
+from cases.email.message import OutgoingEmail
 
 
 @dataclass(frozen=True)
@@ -66,13 +66,13 @@ def make_sender(settings: Settings) -> EmailSender:
     """The backend chosen by ``settings.email.backend``."""
     backend = settings.email.backend
     if backend == "file":
-        from cases.mail.file import FileSender
+        from cases.email.senders.file import FileSender
 
         return FileSender(settings.email.mail_dir)
     if backend == "console":
-        from cases.mail.console import ConsoleSender
+        from cases.email.senders.console import ConsoleSender
 
         return ConsoleSender()
-    from cases.mail.sendgrid import SendGridSender
+    from cases.email.senders.sendgrid import SendGridSender
 
     return SendGridSender.from_settings(settings)

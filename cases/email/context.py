@@ -1,11 +1,7 @@
-"""Developer e-mail of a lifecycle step: render it and store it in the step's transaction.
-
-The lifecycle calls :func:`enqueue` inside its own transaction, once per template an operation
-causes; the rows it adds are delivered later by :mod:`cases.outbox`. Nothing is sent here and
-nothing is committed: if the transition rolls back, so do its e-mails.
+"""What a developer e-mail says, as plain data: the context every template renders from.
 
 The wording is in ``templates/email/`` (templates, partials and ``catalog.toml``); this module
-only gathers the facts a template needs into a plain-data context.
+only gathers the facts a template needs. No ORM object reaches a template.
 """
 
 from __future__ import annotations
@@ -15,16 +11,10 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import select
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Session
-from sqlalchemy.sql.dml import ReturningInsert
-
-from cases.core.enums import EmailTemplate, OutboxStatus
-from cases.core.models import App, Case, CaseEvent, Developer, OutboxMessage
+from cases.core.enums import EmailTemplate
+from cases.core.models import App, Case, Developer
 from cases.core.settings import Settings, get_settings
-from cases.mail.message import message_id_for
-from cases.mail.render import RenderedEmail, Renderer, get_renderer
+from cases.email.render import RenderedEmail, Renderer, get_renderer
 
 
 def renderer_for(settings: Settings) -> Renderer:
@@ -35,13 +25,6 @@ def renderer_for(settings: Settings) -> Renderer:
 def case_ref(case_id: int, settings: Settings) -> str:
     """The reference a developer quotes, e.g. ``CW-42``; it opens every subject."""
     return f"{settings.email.case_ref_prefix}{case_id}"
-
-
-def idempotency_key(
-    *, case_id: int, event_seq: int, template: EmailTemplate | str, developer_id: str
-) -> str:
-    """One e-mail per case, event (its number in the case), template and developer."""
-    return f"case-{case_id}-seq-{event_seq}-{template}-{developer_id}"
 
 
 def _web_link(url: str) -> str | None:
@@ -120,7 +103,7 @@ def _actions(
     ]
 
 
-def _case_context(
+def shared_context(
     *,
     case: Case,
     template: EmailTemplate | str,
@@ -165,7 +148,9 @@ def _case_context(
     return context
 
 
-def _for_developer(shared: Mapping[str, Any], case: Case, developer: Developer) -> dict[str, Any]:
+def developer_context(
+    shared: Mapping[str, Any], case: Case, developer: Developer
+) -> dict[str, Any]:
     """``shared`` plus what differs per recipient: the developer and their own apps."""
     own_apps = [a for a in case.apps if a.developer_id == developer.id] or list(case.apps)
     return {
@@ -197,10 +182,10 @@ def build_context(
     ``reason`` becomes ``enforcement_reason``. A key a template needs but nobody supplied is
     an error at render time, never a blank.
     """
-    shared = _case_context(
+    shared = shared_context(
         case=case, template=template, now=now, extra=extra, settings=settings, catalog=catalog
     )
-    return _for_developer(shared, case, developer)
+    return developer_context(shared, case, developer)
 
 
 def render_for(
@@ -225,102 +210,3 @@ def render_for(
         catalog=renderer.catalog,
     )
     return renderer.render(template, context)
-
-
-def enqueue(
-    session: Session,
-    *,
-    case: Case,
-    event: CaseEvent,
-    template: EmailTemplate,
-    now: datetime,
-    extra: dict[str, Any] | None = None,
-    settings: Settings | None = None,
-) -> list[OutboxMessage]:
-    """Render ``template`` for every developer of ``case`` and add one pending row each.
-
-    Runs inside the caller's transaction and never commits. ``case.developers`` and
-    ``case.apps`` must be loaded. Calling it again for a stored event and template adds
-    nothing and returns the rows already stored (the idempotency key is unique).
-    The address is validated at delivery, where a bad one fails permanently and shows on
-    the case; rendering problems raise here and roll the transition back.
-
-    A new event's rows are added to the session linked to it, so a batch of steps is
-    written in one flush; for an event already stored, the rows go in with one
-    ``INSERT ... ON CONFLICT (idempotency_key) DO NOTHING RETURNING`` and the unique key
-    decides (only a repeated call reads the stored rows back).
-    """
-    settings = settings or get_settings()
-    renderer = renderer_for(settings)
-    shared = _case_context(
-        case=case,
-        template=template,
-        now=now,
-        extra=extra,
-        settings=settings,
-        catalog=renderer.catalog,
-    )
-    rows: list[dict[str, Any]] = []
-    for developer in case.developers:
-        key = idempotency_key(
-            case_id=case.id, event_seq=event.seq, template=template, developer_id=developer.id
-        )
-        rendered = renderer.render(template, _for_developer(shared, case, developer))
-        rows.append(
-            {
-                "case_id": case.id,
-                "template": str(template),
-                "developer_id": developer.id,
-                "to_address": developer.email,
-                "subject": rendered.subject,
-                "text_body": rendered.text,
-                "html_body": rendered.html,
-                "idempotency_key": key,
-                "message_id": message_id_for(key, settings.email.sender),
-                "status": OutboxStatus.PENDING,
-                "attempts": 0,
-                "created_at": now,
-                "next_attempt_at": now,
-            }
-        )
-    if not rows:
-        return []
-    if event.id is None:  # new in this unit of work: it can have no rows yet
-        messages = [OutboxMessage(event=event, **row) for row in rows]
-        session.add_all(messages)
-        return messages
-    return _store(session, [row | {"event_id": event.id} for row in rows])
-
-
-def _insert_new(session: Session) -> ReturningInsert[OutboxMessage]:
-    """``INSERT ... ON CONFLICT (idempotency_key) DO NOTHING RETURNING`` outbox rows."""
-    dialect = session.get_bind().dialect.name
-    key = [OutboxMessage.idempotency_key]
-    if dialect == "postgresql":
-        pg = postgresql.insert(OutboxMessage).on_conflict_do_nothing(index_elements=key)
-        return pg.returning(OutboxMessage)
-    if dialect == "sqlite":
-        lite = sqlite.insert(OutboxMessage).on_conflict_do_nothing(index_elements=key)
-        return lite.returning(OutboxMessage)
-    raise NotImplementedError(f"the outbox runs on PostgreSQL or SQLite, not {dialect}")
-
-
-def _store(session: Session, rows: list[dict[str, Any]]) -> list[OutboxMessage]:
-    """Insert ``rows`` unless their key is stored; the stored rows, in the order of ``rows``."""
-    stored = {m.idempotency_key: m for m in session.scalars(_insert_new(session), rows)}
-    missing = [r["idempotency_key"] for r in rows if r["idempotency_key"] not in stored]
-    if missing:
-        query = select(OutboxMessage).where(OutboxMessage.idempotency_key.in_(missing))
-        stored.update((m.idempotency_key, m) for m in session.scalars(query))
-    return [stored[r["idempotency_key"]] for r in rows]
-
-
-__all__ = [
-    "build_context",
-    "case_ref",
-    "enqueue",
-    "evidence_items",
-    "idempotency_key",
-    "render_for",
-    "renderer_for",
-]

@@ -16,7 +16,7 @@ Semantics (see docs/email.md):
   stops and its claims return to ``pending`` without using up an attempt.
 * **A crash between the provider's acceptance and our record** leaves the row ``sending``.
   Once its claim is older than ``claim_lease_seconds`` it becomes ``uncertain`` and waits for
-  a lead: :mod:`cases.outbox_review` (``reconcile_stale``, ``resolve``; re-exported here).
+  a lead: :mod:`cases.email.review` (``reconcile_stale``, ``resolve``; re-exported here).
 """
 
 from __future__ import annotations
@@ -39,8 +39,9 @@ from cases.core.db import session_scope
 from cases.core.enums import OutboxStatus
 from cases.core.models import OutboxMessage
 from cases.core.settings import EmailSettings, Settings, get_settings
-from cases.lifecycle import notices
-from cases.mail.base import (
+from cases.email.message import InvalidAddress, OutgoingEmail, checked_address
+from cases.email.review import reconcile_stale, resolve
+from cases.email.senders.base import (
     DeliveryError,
     EmailSender,
     PermanentDeliveryError,
@@ -49,8 +50,7 @@ from cases.mail.base import (
     TransientDeliveryError,
     make_sender,
 )
-from cases.mail.message import InvalidAddress, OutgoingEmail, checked_address
-from cases.outbox_review import reconcile_stale, resolve
+from cases.lifecycle import notices
 
 SYSTEM = "outbox"
 

@@ -13,7 +13,7 @@ from email.utils import format_datetime
 
 from email_validator import EmailNotValidError, validate_email
 
-from cases.mail.render import header_safe
+from cases.email.render import header_safe
 
 # RFC 5322 lines (CRLF, at most 998 characters): a subject stays on one line, unfolded.
 MAIL_POLICY = email.policy.SMTP.clone(max_line_length=998)

@@ -10,7 +10,7 @@ and ``_build_client`` so that ``client.mail.send`` stays a :class:`KeepAliveClie
 Everything else is still the library's: the URL, the headers, the JSON body, its DEBUG logs
 and the ``python_http_client.exceptions`` raised for a non-2xx answer.
 
-A connection is never shared between threads (:class:`~cases.mail.sendgrid.SendGridSender`
+A connection is never shared between threads (:class:`~cases.email.senders.sendgrid.SendGridSender`
 keeps one client per thread). Before reusing an idle connection we check that the server has
 not closed it (as urllib3 does); a request that still fails on a reused connection is *not*
 retried here: the outbox retries it later, with the same Message-ID. When a proxy is

@@ -8,8 +8,8 @@ import threading
 from datetime import datetime
 from typing import TextIO
 
-from cases.mail.base import PermanentDeliveryError, SendResult
-from cases.mail.message import InvalidAddress, OutgoingEmail, build_mime
+from cases.email.message import InvalidAddress, OutgoingEmail, build_mime
+from cases.email.senders.base import PermanentDeliveryError, SendResult
 
 
 class ConsoleSender:

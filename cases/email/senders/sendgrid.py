@@ -36,15 +36,15 @@ from sendgrid.helpers.mail import (
 )
 
 from cases.core.settings import Settings
-from cases.mail.base import (
+from cases.email.message import InvalidAddress, OutgoingEmail, checked_address
+from cases.email.render import header_safe
+from cases.email.senders.base import (
     PermanentDeliveryError,
     ProviderConfigError,
     SendResult,
     TransientDeliveryError,
 )
-from cases.mail.keepalive import KeepAliveClient
-from cases.mail.message import InvalidAddress, OutgoingEmail, checked_address
-from cases.mail.render import header_safe
+from cases.email.senders.keepalive import KeepAliveClient
 
 CLIENT_LOGGER = "python_http_client.client"
 TRANSIENT_STATUSES = frozenset({408, 425, 429})
@@ -95,7 +95,7 @@ class SendGridSender:
     send checks one out of a pool (as many clients as sends ever ran at once).
 
     With ``keep_alive`` (the default) each client reuses one connection
-    (:mod:`cases.mail.keepalive`); without it, the library opens one per request.
+    (:mod:`cases.email.senders.keepalive`); without it, the library opens one per request.
     :meth:`close` closes the connections; a later send opens new ones.
     """
 
