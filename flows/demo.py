@@ -103,7 +103,7 @@ def act(fn: Callable[..., Any], **kwargs: Any) -> None:
 
 def play(apps: int) -> dict[str, int]:
     from cases.core.db import Base, get_engine, session_scope
-    from cases.demo_data import generate
+    from cases.detection.synthetic import generate
     from cases.enforcement import appeals
     from cases.lifecycle import operations, service
     from flows.advance import advance_cases

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from cases.core.settings import DetectionSettings
-from cases.demo_data import generate
 from cases.detection.finding import Finding
 from cases.detection.run import detect_findings, load_snapshot
+from cases.detection.synthetic import generate
 
 POLICIES = ("duplicate_apps", "rate_limit_circumvention", "user_supplied_keys", "spam")
 

@@ -9,7 +9,7 @@ from sqlalchemy import Engine, func, select
 
 from cases.core.db import session_scope
 from cases.core.models import Case
-from cases.demo_data import generate
+from cases.detection.synthetic import generate
 from flows.detect import detect
 from flows.report import report
 from tests.factories import T0

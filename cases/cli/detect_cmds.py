@@ -156,7 +156,7 @@ def demo_data(
     as_json: Json = False,
 ) -> None:
     """Write a synthetic platform with planted violations and planted look-alikes."""
-    from cases.demo_data import generate
+    from cases.detection.synthetic import generate
 
     truth = generate(
         out_dir, apps=apps, seed=seed, fmt="parquet" if fmt is FileFormat.PARQUET else "csv"
