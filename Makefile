@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/python -m flows.demo
+	$(BIN)/python -m caseward.demo
 
 test: $(STAMP) check
 	$(BIN)/python -m pytest -n 2 -q
@@ -23,11 +23,11 @@ test: $(STAMP) check
 check: lint typecheck
 
 lint: $(STAMP)
-	$(BIN)/ruff check cases flows tests benchmarks
-	$(BIN)/ruff format --check cases flows tests benchmarks
+	$(BIN)/ruff check caseward cases flows tests benchmarks
+	$(BIN)/ruff format --check caseward cases flows tests benchmarks
 
 typecheck: $(STAMP)
-	$(BIN)/mypy cases flows
+	$(BIN)/mypy caseward cases flows
 
 serve: $(STAMP)
 	$(BIN)/caseward serve

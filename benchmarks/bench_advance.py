@@ -162,7 +162,7 @@ def main() -> None:
         env = _env(db, work / "prefect")
         server = None
         if mode == "prefect-server":
-            from flows.serve import start_server
+            from caseward.serve import start_server
 
             os.environ["PREFECT_HOME"] = str(work / "prefect-server")
             server = start_server("127.0.0.1", SERVER_PORT)

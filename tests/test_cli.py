@@ -1,4 +1,4 @@
-"""The ``caseward`` CLI in-process through ``cases.cli.main.main``: shapes and the exit codes.
+"""The ``caseward`` CLI in-process through ``caseward.cli.main.main``: shapes and the exit codes.
 
 Exit codes: 0 success, 1 the operation failed, 2 bad usage / unknown id / illegal move; an
 error is one line on stderr and changes nothing.
@@ -13,12 +13,12 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, func, select
 
-from cases.cli.main import main
 from cases.core.clock import parse_instant
 from cases.core.db import session_scope
 from cases.core.enums import CaseStatus, Policy, Severity
 from cases.core.models import Case, CaseEvent, OutboxMessage
 from cases.lifecycle import notices
+from caseward.cli.main import main
 from tests import factories as f
 from tests.conftest import reset_caches
 from tests.factories import T0, TIMES, days

@@ -32,7 +32,7 @@ N_CASES = 200
 WAIT_THEN_RUN = """
 import sys, time
 from pathlib import Path
-from cases.cli.main import main
+from caseward.cli.main import main
 
 ready, go = Path(sys.argv[1]), Path(sys.argv[2])
 ready.touch()

@@ -27,7 +27,7 @@ def engine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Engine]:
 
 
 def cli(*args: str) -> int:
-    from cases.cli.main import main
+    from caseward.cli.main import main
 
     return main(list(args))
 

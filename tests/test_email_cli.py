@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, update
 
-from cases.cli import main
 from cases.core.db import Base, get_engine, session_scope
 from cases.core.enums import EmailTemplate, OutboxStatus
 from cases.core.models import OutboxMessage
+from caseward.cli import main
 from tests.email_fixtures import HOSTILE_NAME, NOW
 from tests.test_outbox_delivery import queue, rows
 

@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from cases.cli.main import app, main
+from caseward.cli.main import app, main
 
 __all__ = ["app", "main"]

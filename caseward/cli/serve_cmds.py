@@ -17,7 +17,7 @@ def serve(
 
     With PREFECT_API_URL set, serve the deployments against that server instead.
     """
-    from flows.serve import serve_all
+    from caseward.serve import serve_all
 
     serve_all(host, port)
 
@@ -26,7 +26,7 @@ def demo(
     apps: Annotated[int, typer.Option("--apps", min=100, help="Apps on the demo platform.")] = 600,
 ) -> None:
     """Play a month of enforcement on a generated platform in about a minute."""
-    from flows.demo import main
+    from caseward.demo import main
 
     main(apps=apps)
 

@@ -13,7 +13,6 @@ from typing import Annotated, Any
 import typer
 from rich.text import Text
 
-from cases.cli.common import STATE, emit, err, out, print_json, settings, table, unit_of_work
 from cases.core.enums import Policy
 from cases.detection.finding import Finding
 from cases.detection.problems import ImportFailed
@@ -21,6 +20,7 @@ from cases.detection.registry_import import ImportSummary, import_registry
 from cases.detection.run import banned_app_ids, detect_findings, load_snapshot
 from cases.detection.snapshot import Progress, Snapshot
 from cases.detection.to_cases import sync_findings
+from caseward.cli.common import STATE, emit, err, out, print_json, settings, table, unit_of_work
 
 DataDir = Annotated[
     Path,

@@ -9,13 +9,13 @@ import typer
 from rich.text import Text
 from sqlalchemy import select
 
-from cases.cli.common import STATE, emit, fmt_time, out, settings, table, unit_of_work
 from cases.core.db import get_engine
 from cases.core.enums import EmailTemplate, OutboxStatus
 from cases.core.errors import InvalidInput, NotFound
 from cases.core.models import OutboxMessage
 from cases.email import delivery, review
 from cases.email.preview import preview
+from caseward.cli.common import STATE, emit, fmt_time, out, settings, table, unit_of_work
 
 outbox_app = typer.Typer(help="Developer e-mail waiting, sent, failed or uncertain.")
 email_app = typer.Typer(help="Developer e-mail templates.")

@@ -12,12 +12,12 @@ from rich.console import Group
 from rich.syntax import Syntax
 from rich.text import Text
 
-from cases.cli.common import STATE, emit, fmt_time, out, table, unit_of_work
 from cases.core.enums import CaseStatus, Policy, Severity
 from cases.core.models import Case
 from cases.core.schemas import CaseCreate, CaseDetail, CaseRead
 from cases.enforcement import planning
 from cases.lifecycle import escalation, notices, operations, queries, service
+from caseward.cli.common import STATE, emit, fmt_time, out, table, unit_of_work
 
 cases_app = typer.Typer(help="Open, inspect and decide enforcement cases.", no_args_is_help=True)
 

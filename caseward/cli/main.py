@@ -15,10 +15,10 @@ import typer
 from sqlalchemy import inspect
 from sqlalchemy.exc import SQLAlchemyError
 
-from cases.cli import admin_cmds, appeal_cmds, apps_cmds, case_cmds
-from cases.cli.common import STATE
 from cases.core.db import get_engine
 from cases.core.errors import CasewardError
+from caseward.cli import admin_cmds, appeal_cmds, apps_cmds, case_cmds
+from caseward.cli.common import STATE
 
 try:  # newer typer parses with its own copy of click, whose exceptions are not click's
     from typer._click import exceptions as _typer_click
@@ -65,7 +65,7 @@ for module in (admin_cmds, case_cmds, appeal_cmds, apps_cmds):
 
 def _optional_groups() -> None:
     """Command groups from the detection, e-mail and orchestration packages."""
-    from cases.cli import detect_cmds, outbox_cmds, serve_cmds
+    from caseward.cli import detect_cmds, outbox_cmds, serve_cmds
 
     detect_cmds.register(app)
     outbox_cmds.register(app)
