@@ -228,7 +228,8 @@ class EmailSettings(BaseModel):
         "https://developer.example.com/policy", description="The developer policy pages."
     )
     template_dir: Path | None = Field(
-        None, description="E-mail templates folder (default: templates/email of the install)."
+        None,
+        description="E-mail templates folder (default: the installed templates).",
     )
     case_ref_prefix: str = Field("CW-", description="Prefix of the case reference in subjects.")
     claim_lease_seconds: float = Field(

@@ -1,7 +1,9 @@
 """One Jinja environment for every e-mail: autoescaped HTML, strict undefined, shared layout.
 
-Wording lives in ``templates/email/`` (templates, partials and ``catalog.toml``); this module
-only loads them, formats values and guarantees that a subject is a single safe header line.
+Wording lives in ``templates/email/`` (templates, partials and ``catalog.toml``), installed as
+the package data ``cases.email.templates`` and read through :mod:`importlib.resources`, so an
+installed Caseward finds them from any folder. This module only loads them, formats values
+and guarantees that a subject is a single safe header line.
 """
 
 from __future__ import annotations
@@ -9,17 +11,24 @@ from __future__ import annotations
 import re
 import textwrap
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
-from pathlib import Path
+from importlib.resources import files
+from importlib.resources.abc import Traversable
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateError, select_autoescape
+from jinja2 import (
+    BaseLoader,
+    Environment,
+    StrictUndefined,
+    TemplateError,
+    TemplateNotFound,
+    select_autoescape,
+)
 
-import cases
 from cases.core.enums import EmailTemplate
 
 # any character that could end or fold a header line, plus the other C0/C1 controls
@@ -40,9 +49,25 @@ class RenderedEmail:
     html: str
 
 
-def default_template_dir() -> Path:
-    """``templates/email`` next to the ``cases`` package (editable install / checkout)."""
-    return Path(cases.__file__).resolve().parent.parent / "templates" / "email"
+def packaged_templates() -> Traversable:
+    """The templates installed with Caseward (``templates/email`` of the checkout)."""
+    return files("cases.email.templates")
+
+
+class ResourceLoader(BaseLoader):
+    """Loads templates from a folder given as a :class:`Traversable`: package data (which may
+    live in a zip) or a plain :class:`~pathlib.Path` (``email.template_dir``)."""
+
+    def __init__(self, root: Traversable) -> None:
+        self.root = root
+
+    def get_source(
+        self, environment: Environment, template: str
+    ) -> tuple[str, str | None, Callable[[], bool] | None]:
+        resource = self.root.joinpath(*template.split("/"))
+        if not resource.is_file():
+            raise TemplateNotFound(template)
+        return resource.read_text(encoding="utf-8"), str(resource), lambda: True
 
 
 def header_safe(value: str, *, limit: int = 250) -> str:
@@ -90,10 +115,10 @@ def _join_names(values: Any, conjunction: str = "and") -> str:
 class Renderer:
     """Renders ``<name>.subject.j2``, ``<name>.txt.j2`` and ``<name>.html.j2`` of a folder."""
 
-    def __init__(self, template_dir: Path) -> None:
+    def __init__(self, template_dir: Traversable) -> None:
         self.template_dir = template_dir
         self.env = Environment(
-            loader=FileSystemLoader(str(template_dir)),
+            loader=ResourceLoader(template_dir),
             autoescape=select_autoescape(
                 enabled_extensions=("html.j2",), default_for_string=False, default=False
             ),
@@ -111,9 +136,7 @@ class Renderer:
         self.env.globals["catalog"] = self.catalog
 
     def _load_catalog(self) -> dict[str, Any]:
-        path = self.template_dir / "catalog.toml"
-        with path.open("rb") as handle:
-            return tomllib.load(handle)
+        return tomllib.loads(self.template_dir.joinpath("catalog.toml").read_text(encoding="utf-8"))
 
     def render(self, template: EmailTemplate | str, context: Mapping[str, Any]) -> RenderedEmail:
         """All three parts of ``template``; a missing variable raises :class:`RenderError`."""
@@ -133,6 +156,6 @@ def leftover_syntax(text: str) -> list[str]:
 
 
 @lru_cache(maxsize=8)
-def get_renderer(template_dir: Path | None = None) -> Renderer:
-    """The process-wide renderer of ``template_dir`` (default: :func:`default_template_dir`)."""
-    return Renderer(template_dir or default_template_dir())
+def get_renderer(template_dir: Traversable | None = None) -> Renderer:
+    """The process-wide renderer of ``template_dir`` (default: :func:`packaged_templates`)."""
+    return Renderer(template_dir or packaged_templates())

@@ -1,16 +1,15 @@
-"""The policy catalogue (catalog.toml): requested changes and graduated enforcement."""
+"""The policy catalogue (``catalog.toml``, package data): requested changes and graduated
+enforcement per policy and severity."""
 
 from __future__ import annotations
 
 import tomllib
 from functools import lru_cache
-from pathlib import Path
+from importlib.resources import files
 
 from pydantic import BaseModel
 
 from cases.core.enums import ActionKind, Policy, Severity
-
-CATALOG_PATH = Path(__file__).with_name("catalog.toml")
 
 
 class PolicyEntry(BaseModel):
@@ -33,5 +32,5 @@ class Catalog(BaseModel):
 @lru_cache(maxsize=1)
 def get_catalog() -> Catalog:
     """The catalogue, read once and validated (a bad file fails loudly at first use)."""
-    with CATALOG_PATH.open("rb") as handle:
-        return Catalog.model_validate(tomllib.load(handle))
+    text = files("cases.enforcement").joinpath("catalog.toml").read_text(encoding="utf-8")
+    return Catalog.model_validate(tomllib.loads(text))

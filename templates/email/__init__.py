@@ -1,0 +1,1 @@
+"""Every word a developer reads: installed as the package data ``cases.email.templates``."""
