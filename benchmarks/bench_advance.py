@@ -90,7 +90,7 @@ def setup(n: int) -> None:
                 )
                 operations.confirm(session, case_id=case.id, actor="lead", reason="ok", now=T0)
                 if i < n // 2:
-                    operations.send_outreach(session, case=case, now=T0)
+                    operations.send_outreach(session, case_id=case.id, now=T0)
     with session_scope(engine) as session:
         session.execute(
             update(Case).where(Case.status == "outreach_sent").values(deadline=T0 + timedelta(14))

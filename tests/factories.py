@@ -167,15 +167,13 @@ def case_in(
     if target is S.CONFIRMED:
         return case_id
     with session_scope(engine) as session:
-        case = service.get_or_raise(session, case_id=case_id, lock=True)
-        operations.send_outreach(session, case=case, now=TIMES["outreach"])
+        operations.send_outreach(session, case_id=case_id, now=TIMES["outreach"])
     deliver_case(engine, case_id, now=TIMES["outreach"])
     if target is S.OUTREACH_SENT:
         return case_id
     with session_scope(engine) as session:
-        case = service.get_or_raise(session, case_id=case_id, lock=True)
         operations.request_changes(
-            session, case=case, actor=write.SYSTEM, reason="no answer", now=TIMES["request"]
+            session, case_id=case_id, actor=write.SYSTEM, reason="no answer", now=TIMES["request"]
         )
     deliver_case(engine, case_id, now=TIMES["request"])
     if target is S.CHANGES_REQUESTED:
@@ -192,19 +190,18 @@ def case_in(
                 )
         return case_id
     with session_scope(engine) as session:
-        case = service.get_or_raise(session, case_id=case_id, lock=True)
-        escalation.escalate(session, case=case, now=TIMES["enforce"])
+        escalation.escalate(session, case_id=case_id, now=TIMES["enforce"])
     if order.index(target) <= order.index(S.ENFORCEMENT_DUE):
         return case_id
     with session_scope(engine) as session:
-        case = service.get_or_raise(session, case_id=case_id, lock=True)
+        case = service.get_or_raise(session, case_id=case_id)
         decision = escalation.enforcement_or_raise(session, case)
         if decision.requires_approval:
             escalation.approve_enforcement(
                 session, case_id=case_id, actor="lead-ann", reason="ok", now=TIMES["enforce"]
             )
         escalation.enforce(
-            session, case=case, adapter=RegistryAdapter(session), now=TIMES["enforce"]
+            session, case_id=case_id, adapter=RegistryAdapter(session), now=TIMES["enforce"]
         )
     deliver_case(engine, case_id, now=TIMES["enforce"])
     if target is S.ENFORCED:

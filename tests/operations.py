@@ -27,10 +27,6 @@ LATE = T0 + days(400)  # every deadline has passed
 Operation = Callable[[object, int, datetime], object]
 
 
-def locked(session: object, case_id: int) -> object:
-    return service.get_or_raise(session, case_id=case_id, lock=True)  # type: ignore[arg-type]
-
-
 # Each service operation, the Op it performs, and how to call it at ``now``.
 OPERATIONS: dict[str, tuple[Op, Operation]] = {
     "confirm": (
@@ -43,12 +39,12 @@ OPERATIONS: dict[str, tuple[Op, Operation]] = {
     ),
     "send_outreach": (
         Op.SEND_OUTREACH,
-        lambda s, i, now: operations.send_outreach(s, case=locked(s, i), now=now),
+        lambda s, i, now: operations.send_outreach(s, case_id=i, now=now),
     ),
     "request_changes": (
         Op.REQUEST_CHANGES,
         lambda s, i, now: operations.request_changes(
-            s, case=locked(s, i), actor="lead-ann", reason="r", now=now
+            s, case_id=i, actor="lead-ann", reason="r", now=now
         ),
     ),
     "report_compliance": (
@@ -69,7 +65,7 @@ OPERATIONS: dict[str, tuple[Op, Operation]] = {
     ),
     "escalate": (
         Op.ESCALATE,
-        lambda s, i, now: escalation.escalate(s, case=locked(s, i), now=now),
+        lambda s, i, now: escalation.escalate(s, case_id=i, now=now),
     ),
     "approve_enforcement": (
         Op.APPROVE_URGENT,
@@ -85,9 +81,7 @@ OPERATIONS: dict[str, tuple[Op, Operation]] = {
     ),
     "enforce": (
         Op.ENFORCE,
-        lambda s, i, now: escalation.enforce(
-            s, case=locked(s, i), adapter=RegistryAdapter(s), now=now
-        ),
+        lambda s, i, now: escalation.enforce(s, case_id=i, adapter=RegistryAdapter(s), now=now),
     ),
     "submit_appeal": (
         Op.SUBMIT_APPEAL,
@@ -119,7 +113,7 @@ OPERATIONS: dict[str, tuple[Op, Operation]] = {
     ),
     "close_unappealed": (
         Op.CLOSE,
-        lambda s, i, now: escalation.close_unappealed(s, case=locked(s, i), now=now),
+        lambda s, i, now: escalation.close_unappealed(s, case_id=i, now=now),
     ),
     "extend": (
         Op.EXTEND,

@@ -23,7 +23,7 @@ from cases.lifecycle.states import TRANSITIONS, Op
 from tests import factories as f
 from tests.conftest import reset_caches
 from tests.factories import T0, TIMES, days
-from tests.operations import LATE, OPERATIONS, Operation, S, allowed_by_name, locked, refused
+from tests.operations import LATE, OPERATIONS, Operation, S, allowed_by_name, refused
 
 # --- every refused transition ------------------------------------------------------------
 
@@ -137,7 +137,7 @@ def test_escalation_without_evidence_is_refused(engine: Engine) -> None:
     refused(
         engine,
         case_id,
-        lambda s: escalation.escalate(s, case=locked(s, case_id), now=TIMES["enforce"]),
+        lambda s: escalation.escalate(s, case_id=case_id, now=TIMES["enforce"]),
         GuardFailed,
         "no recorded evidence",
     )
@@ -148,7 +148,7 @@ def test_escalation_before_the_deadline_is_refused(engine: Engine) -> None:
     refused(
         engine,
         case_id,
-        lambda s: escalation.escalate(s, case=locked(s, case_id), now=TIMES["deadline"] - days(1)),
+        lambda s: escalation.escalate(s, case_id=case_id, now=TIMES["deadline"] - days(1)),
         GuardFailed,
         "deadline has not passed",
     )
@@ -157,13 +157,11 @@ def test_escalation_before_the_deadline_is_refused(engine: Engine) -> None:
 def test_undelivered_change_request_never_times_out(engine: Engine) -> None:
     case_id = f.case_in(engine, S.OUTREACH_SENT)
     with session_scope(engine) as session:
-        operations.request_changes(
-            session, case=locked(session, case_id), actor="lead-ann", reason="r", now=T0
-        )
+        operations.request_changes(session, case_id=case_id, actor="lead-ann", reason="r", now=T0)
     refused(
         engine,
         case_id,
-        lambda s: escalation.escalate(s, case=locked(s, case_id), now=LATE),
+        lambda s: escalation.escalate(s, case_id=case_id, now=LATE),
         GuardFailed,
         "deadline has not passed",
     )
@@ -172,9 +170,7 @@ def test_undelivered_change_request_never_times_out(engine: Engine) -> None:
 def test_extension_before_delivery_is_refused(engine: Engine) -> None:
     case_id = f.case_in(engine, S.OUTREACH_SENT)
     with session_scope(engine) as session:
-        operations.request_changes(
-            session, case=locked(session, case_id), actor="lead-ann", reason="r", now=T0
-        )
+        operations.request_changes(session, case_id=case_id, actor="lead-ann", reason="r", now=T0)
     refused(
         engine,
         case_id,
@@ -254,7 +250,7 @@ def test_a_rejected_report_is_a_new_change_request_with_its_own_deadline(engine:
     refused(
         engine,
         case_id,
-        lambda s: escalation.escalate(s, case=locked(s, case_id), now=LATE),
+        lambda s: escalation.escalate(s, case_id=case_id, now=LATE),
         GuardFailed,
         "deadline has not passed",
     )
@@ -267,11 +263,11 @@ def test_a_rejected_report_is_a_new_change_request_with_its_own_deadline(engine:
         ).all()[-1]
         assert "still spamming" in body
     with session_scope(engine) as session:
-        escalation.escalate(session, case=locked(session, case_id), now=T0 + days(32))
+        escalation.escalate(session, case_id=case_id, now=T0 + days(32))
     with session_scope(engine) as session:
         escalation.enforce(
             session,
-            case=locked(session, case_id),
+            case_id=case_id,
             adapter=RegistryAdapter(session),
             now=T0 + days(32),
         )
@@ -316,7 +312,7 @@ def test_failed_delivery_blocks_escalation_until_a_lead_unblocks(engine: Engine)
     refused(
         engine,
         case_id,
-        lambda s: escalation.escalate(s, case=locked(s, case_id), now=TIMES["enforce"]),
+        lambda s: escalation.escalate(s, case_id=case_id, now=TIMES["enforce"]),
         GuardFailed,
         "not delivered",
     )
@@ -358,7 +354,9 @@ def test_appeal_of_an_already_appealed_enforcement_is_refused(engine: Engine) ->
     """The guard behind the status check: an appeal row already exists for the decision."""
     case_id = f.case_in(engine, S.ENFORCED)
     with session_scope(engine) as session:
-        decision = escalation.enforcement_or_raise(session, locked(session, case_id))
+        decision = escalation.enforcement_or_raise(
+            session, service.get_or_raise(session, case_id=case_id)
+        )
         session.add(
             Appeal(
                 enforcement_id=decision.id,

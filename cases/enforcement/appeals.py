@@ -18,7 +18,7 @@ from cases.enforcement.platform.base import PlatformAdapter
 from cases.lifecycle.escalation import enforcement_or_raise
 from cases.lifecycle.service import get_or_raise
 from cases.lifecycle.states import Op, check_transition
-from cases.lifecycle.write import transition
+from cases.lifecycle.write import Change, record
 
 
 def submit_appeal(
@@ -43,7 +43,11 @@ def submit_appeal(
             submitted_at=now,
         )
     )
-    transition(session, case=case, op=Op.SUBMIT_APPEAL, actor=actor, reason=statement, now=now)
+    record(
+        session,
+        case=case,
+        change=Change(op=Op.SUBMIT_APPEAL, actor=actor, reason=statement, now=now),
+    )
     return case
 
 
@@ -81,15 +85,17 @@ def decide_appeal(
         for a in decision.actions
         if overturn and a.status is ActionStatus.APPLIED
     ]
-    transition(
+    record(
         session,
         case=case,
-        op=op,
-        actor=reviewer,
-        reason=reason,
-        now=now,
-        changes={"outcome": "overturned" if overturn else "upheld"},
-        email_context={"decision_reason": reason, "actions": restored},
+        change=Change(
+            op=op,
+            actor=reviewer,
+            reason=reason,
+            now=now,
+            fields={"outcome": "overturned" if overturn else "upheld"},
+            email_context={"decision_reason": reason, "actions": restored},
+        ),
     )
     if overturn:
         planning.reverse_all(decision, adapter, now=now)

@@ -24,7 +24,7 @@ from cases.lifecycle.states import (
     Op,
     check_transition,
 )
-from cases.lifecycle.write import SYSTEM, record_event, transition
+from cases.lifecycle.write import SYSTEM, Change, record
 
 
 def enforcement_or_raise(session: Session, case: Case) -> Enforcement:
@@ -42,8 +42,13 @@ def _require_evidence(case: Case) -> None:
         raise GuardFailed(f"case {case.id} has no recorded evidence; add evidence first")
 
 
-def escalate(session: Session, *, case: Case, now: datetime) -> Case:
+def escalate(session: Session, *, case_id: int, now: datetime) -> Case:
     """The change deadline passed without compliance: plan enforcement."""
+    return _escalate(session, case=get_or_raise(session, case_id=case_id, lock=True), now=now)
+
+
+def _escalate(session: Session, *, case: Case, now: datetime) -> Case:
+    """:func:`escalate` on a case the caller has locked (the sweeper)."""
     if case.delivery_blocked:
         raise GuardFailed(f"case {case.id}: a notice was not delivered; a lead must act first")
     if case.deadline is None or case.deadline > now:
@@ -52,7 +57,7 @@ def escalate(session: Session, *, case: Case, now: datetime) -> Case:
     check_transition(Op.ESCALATE, case.status)
     reason = f"the deadline of {case.deadline.isoformat()} passed without the requested changes"
     planning.create(session, case=case, reason=reason, urgent=False, approved_by=None, now=now)
-    transition(session, case=case, op=Op.ESCALATE, actor=SYSTEM, reason=reason, now=now)
+    record(session, case=case, change=Change(op=Op.ESCALATE, actor=SYSTEM, reason=reason, now=now))
     return case
 
 
@@ -65,27 +70,31 @@ def approve_enforcement(
     if case.status in ACTIVE_BEFORE_ENFORCEMENT:
         check_transition(Op.APPROVE_URGENT, case.status)
         planning.create(session, case=case, reason=reason, urgent=True, approved_by=actor, now=now)
-        transition(
+        record(
             session,
             case=case,
-            op=Op.APPROVE_URGENT,
-            actor=actor,
-            reason=reason,
-            now=now,
-            changes={"urgent": True, "enforcement_approved_by": actor},
+            change=Change(
+                op=Op.APPROVE_URGENT,
+                actor=actor,
+                reason=reason,
+                now=now,
+                fields={"urgent": True, "enforcement_approved_by": actor},
+            ),
         )
         return case
     found = planning.get_for_case(session, case_id=case.id)
     if found is not None and found.approved_by:
         raise GuardFailed(f"case {case.id}: enforcement already approved by {found.approved_by}")
-    record_event(
+    record(
         session,
         case=case,
-        op=Op.APPROVE_ENFORCEMENT,
-        actor=actor,
-        reason=reason,
-        now=now,
-        changes={"enforcement_approved_by": actor},
+        change=Change(
+            op=Op.APPROVE_ENFORCEMENT,
+            actor=actor,
+            reason=reason,
+            now=now,
+            fields={"enforcement_approved_by": actor},
+        ),
     )
     enforcement_or_raise(session, case).approved_by = actor
     return case
@@ -108,21 +117,29 @@ def decline_enforcement(
 ) -> Case:
     """A lead decides against a planned enforcement before it runs: nothing is applied."""
     case = get_or_raise(session, case_id=case_id, lock=True)
-    transition(
+    record(
         session,
         case=case,
-        op=Op.DECLINE_ENFORCEMENT,
-        actor=actor,
-        reason=reason,
-        now=now,
-        changes={"outcome": "declined"},
-        email_context={"decision_reason": reason},
+        change=Change(
+            op=Op.DECLINE_ENFORCEMENT,
+            actor=actor,
+            reason=reason,
+            now=now,
+            fields={"outcome": "declined"},
+            email_context={"decision_reason": reason},
+        ),
     )
     return case
 
 
-def enforce(session: Session, *, case: Case, adapter: PlatformAdapter, now: datetime) -> Case:
+def enforce(session: Session, *, case_id: int, adapter: PlatformAdapter, now: datetime) -> Case:
     """Apply the planned actions and send the notice; every fairness guard is checked here."""
+    case = get_or_raise(session, case_id=case_id, lock=True)
+    return _enforce(session, case=case, adapter=adapter, now=now)
+
+
+def _enforce(session: Session, *, case: Case, adapter: PlatformAdapter, now: datetime) -> Case:
+    """:func:`enforce` on a case the caller has locked (the sweeper)."""
     check_transition(Op.ENFORCE, case.status)
     _require_evidence(case)
     decision = enforcement_or_raise(session, case)
@@ -143,28 +160,40 @@ def enforce(session: Session, *, case: Case, adapter: PlatformAdapter, now: date
         for a in decision.actions
     ]
     notices = tuple(dict.fromkeys(ENFORCEMENT_NOTICES[a.kind] for a in decision.actions))
-    transition(
+    record(
         session,
         case=case,
-        op=Op.ENFORCE,
-        actor=decision.approved_by or SYSTEM,
-        reason=decision.reason,
-        now=now,
-        data={"actions": actions},
-        emails=notices,
-        email_context={"actions": actions, "reason": decision.reason},
+        change=Change(
+            op=Op.ENFORCE,
+            actor=decision.approved_by or SYSTEM,
+            reason=decision.reason,
+            now=now,
+            data={"actions": actions},
+            emails=notices,
+            email_context={"actions": actions, "reason": decision.reason},
+        ),
     )
     return case
 
 
-def close_unappealed(session: Session, *, case: Case, now: datetime) -> Case:
-    transition(
+def close_unappealed(session: Session, *, case_id: int, now: datetime) -> Case:
+    """The appeal window ended without an appeal: the case closes, enforced."""
+    return _close_unappealed(
+        session, case=get_or_raise(session, case_id=case_id, lock=True), now=now
+    )
+
+
+def _close_unappealed(session: Session, *, case: Case, now: datetime) -> Case:
+    """:func:`close_unappealed` on a case the caller has locked (the sweeper)."""
+    record(
         session,
         case=case,
-        op=Op.CLOSE,
-        actor=SYSTEM,
-        reason="the appeal window ended without an appeal",
-        now=now,
-        changes={"outcome": "enforced"},
+        change=Change(
+            op=Op.CLOSE,
+            actor=SYSTEM,
+            reason="the appeal window ended without an appeal",
+            now=now,
+            fields={"outcome": "enforced"},
+        ),
     )
     return case

@@ -20,7 +20,7 @@ from cases.lifecycle.escalation import enforcement_or_raise
 from cases.lifecycle.operations import latest_change_request, next_reminder
 from cases.lifecycle.service import get_or_raise
 from cases.lifecycle.states import TIMERS, Op
-from cases.lifecycle.write import SYSTEM, record_event
+from cases.lifecycle.write import SYSTEM, Change, record
 
 
 def notice_delivered(
@@ -57,15 +57,18 @@ def notice_delivered(
         if case.status is CaseStatus.CHANGES_REQUESTED
         else None
     )
-    record_event(
+    record(
         session,
         case=case,
-        op=Op.NOTICE_DELIVERED,
-        actor=SYSTEM,
-        reason=f"{event.kind.replace('_', ' ')} notice delivered; deadline {deadline.isoformat()}",
-        now=now,
-        changes={"deadline": deadline, "next_reminder_at": reminder},
-        data={"event_id": event_id, "sent_at": started.isoformat()},
+        change=Change(
+            op=Op.NOTICE_DELIVERED,
+            actor=SYSTEM,
+            reason=f"{event.kind.replace('_', ' ')} notice delivered; "
+            f"deadline {deadline.isoformat()}",
+            now=now,
+            fields={"deadline": deadline, "next_reminder_at": reminder},
+            data={"event_id": event_id, "sent_at": started.isoformat()},
+        ),
     )
     if case.status is CaseStatus.CHANGES_REQUESTED:
         request = latest_change_request(session, case_id=case.id)
@@ -80,15 +83,17 @@ def delivery_failed(
 ) -> None:
     """A notice could not be delivered: the case cannot escalate until a lead acts."""
     case = get_or_raise(session, case_id=case_id, lock=True)
-    record_event(
+    record(
         session,
         case=case,
-        op=Op.DELIVERY_FAILED,
-        actor=SYSTEM,
-        reason=f"e-mail {outbox_id} could not be delivered: {error}",
-        now=now,
-        changes={"delivery_blocked": True},
-        data={"outbox_id": outbox_id},
+        change=Change(
+            op=Op.DELIVERY_FAILED,
+            actor=SYSTEM,
+            reason=f"e-mail {outbox_id} could not be delivered: {error}",
+            now=now,
+            fields={"delivery_blocked": True},
+            data={"outbox_id": outbox_id},
+        ),
     )
 
 
@@ -97,14 +102,16 @@ def delivery_uncertain(
 ) -> None:
     """A claimed e-mail was never recorded: it may have gone out. A lead must decide."""
     case = get_or_raise(session, case_id=case_id, lock=True)
-    record_event(
+    record(
         session,
         case=case,
-        op=Op.DELIVERY_UNCERTAIN,
-        actor=SYSTEM,
-        reason=reason,
-        now=now,
-        data={"outbox_id": outbox_id},
+        change=Change(
+            op=Op.DELIVERY_UNCERTAIN,
+            actor=SYSTEM,
+            reason=reason,
+            now=now,
+            data={"outbox_id": outbox_id},
+        ),
     )
 
 
@@ -120,15 +127,17 @@ def delivery_resolved(
 ) -> None:
     """A lead settled an uncertain or failed e-mail; a resend is the lead acting on a block."""
     case = get_or_raise(session, case_id=case_id, lock=True)
-    record_event(
+    record(
         session,
         case=case,
-        op=Op.DELIVERY_RESOLVED,
-        actor=actor,
-        reason=reason,
-        now=now,
-        changes={"delivery_blocked": False} if resend and case.delivery_blocked else {},
-        data={"outbox_id": outbox_id},
+        change=Change(
+            op=Op.DELIVERY_RESOLVED,
+            actor=actor,
+            reason=reason,
+            now=now,
+            fields={"delivery_blocked": False} if resend and case.delivery_blocked else {},
+            data={"outbox_id": outbox_id},
+        ),
     )
 
 
@@ -139,13 +148,15 @@ def unblock_delivery(
     case = get_or_raise(session, case_id=case_id, lock=True)
     if not case.delivery_blocked:
         raise GuardFailed(f"case {case.id} has no blocked delivery")
-    record_event(
+    record(
         session,
         case=case,
-        op=Op.DELIVERY_UNBLOCKED,
-        actor=actor,
-        reason=reason,
-        now=now,
-        changes={"delivery_blocked": False},
+        change=Change(
+            op=Op.DELIVERY_UNBLOCKED,
+            actor=actor,
+            reason=reason,
+            now=now,
+            fields={"delivery_blocked": False},
+        ),
     )
     return case

@@ -22,7 +22,7 @@ from cases.lifecycle.states import (
     Op,
     check_transition,
 )
-from cases.lifecycle.write import SYSTEM, record_event, require_lead, transition
+from cases.lifecycle.write import SYSTEM, Change, record, require_lead
 
 
 def next_reminder(
@@ -45,20 +45,18 @@ def latest_change_request(session: Session, *, case_id: int) -> ChangeRequest | 
 
 def confirm(session: Session, *, case_id: int, actor: str, reason: str, now: datetime) -> Case:
     case = get_or_raise(session, case_id=case_id, lock=True)
-    transition(session, case=case, op=Op.CONFIRM, actor=actor, reason=reason, now=now)
+    record(session, case=case, change=Change(op=Op.CONFIRM, actor=actor, reason=reason, now=now))
     return case
 
 
 def dismiss(session: Session, *, case_id: int, actor: str, reason: str, now: datetime) -> Case:
     case = get_or_raise(session, case_id=case_id, lock=True)
-    transition(
+    record(
         session,
         case=case,
-        op=Op.DISMISS,
-        actor=actor,
-        reason=reason,
-        now=now,
-        changes={"outcome": "dismissed"},
+        change=Change(
+            op=Op.DISMISS, actor=actor, reason=reason, now=now, fields={"outcome": "dismissed"}
+        ),
     )
     return case
 
@@ -66,14 +64,16 @@ def dismiss(session: Session, *, case_id: int, actor: str, reason: str, now: dat
 def assign(session: Session, *, case_id: int, actor: str, assignee: str, now: datetime) -> Case:
     """Give an open case to a lead."""
     case = get_or_raise(session, case_id=case_id, lock=True)
-    record_event(
+    record(
         session,
         case=case,
-        op=Op.ASSIGN,
-        actor=actor,
-        reason=f"assigned to {assignee}",
-        now=now,
-        changes={"assignee": assignee},
+        change=Change(
+            op=Op.ASSIGN,
+            actor=actor,
+            reason=f"assigned to {assignee}",
+            now=now,
+            fields={"assignee": assignee},
+        ),
     )
     return case
 
@@ -81,15 +81,22 @@ def assign(session: Session, *, case_id: int, actor: str, assignee: str, now: da
 # --- outreach and change requests -------------------------------------------------------
 
 
-def send_outreach(session: Session, *, case: Case, now: datetime) -> Case:
+def send_outreach(session: Session, *, case_id: int, now: datetime) -> Case:
     """Tell the developer what was found; the response window starts on delivery."""
-    transition(
+    return _send_outreach(session, case=get_or_raise(session, case_id=case_id, lock=True), now=now)
+
+
+def _send_outreach(session: Session, *, case: Case, now: datetime) -> Case:
+    """:func:`send_outreach` of a case the caller has locked (the sweeper)."""
+    record(
         session,
         case=case,
-        op=Op.SEND_OUTREACH,
-        actor=SYSTEM,
-        reason="outreach sent to the developer with the evidence",
-        now=now,
+        change=Change(
+            op=Op.SEND_OUTREACH,
+            actor=SYSTEM,
+            reason="outreach sent to the developer with the evidence",
+            now=now,
+        ),
     )
     return case
 
@@ -109,20 +116,38 @@ def _change_request(
     check_transition(op, case.status)
     asked = list(changes)
     session.add(ChangeRequest(case_id=case.id, changes=asked, requested_at=now))
-    transition(
+    record(
         session,
         case=case,
-        op=op,
-        actor=actor,
-        reason=reason,
-        now=now,
-        data={"changes": asked},
-        email_context={"changes": asked, **(context or {})},
+        change=Change(
+            op=op,
+            actor=actor,
+            reason=reason,
+            now=now,
+            data={"changes": asked},
+            email_context={"changes": asked, **(context or {})},
+        ),
     )
     return case
 
 
 def request_changes(
+    session: Session,
+    *,
+    case_id: int,
+    actor: str,
+    reason: str,
+    now: datetime,
+    changes: Sequence[str] | None = None,
+) -> Case:
+    """Ask for specific feature changes (the policy's defaults unless a lead names them)."""
+    case = get_or_raise(session, case_id=case_id, lock=True)
+    return _request_changes(
+        session, case=case, actor=actor, reason=reason, now=now, changes=changes
+    )
+
+
+def _request_changes(
     session: Session,
     *,
     case: Case,
@@ -131,7 +156,7 @@ def request_changes(
     now: datetime,
     changes: Sequence[str] | None = None,
 ) -> Case:
-    """Ask for specific feature changes (the policy's defaults unless a lead names them)."""
+    """:func:`request_changes` on a case the caller has locked (the sweeper)."""
     if actor != SYSTEM:
         require_lead(actor)
     asked = list(changes) if changes else get_catalog().entry(case.policy).required_changes
@@ -151,7 +176,9 @@ def acknowledge(
 ) -> Case:
     """The developer acknowledges the request; the deadline is unchanged."""
     case = get_or_raise(session, case_id=case_id, lock=True)
-    record_event(session, case=case, op=Op.ACKNOWLEDGE, actor=actor, reason=statement, now=now)
+    record(
+        session, case=case, change=Change(op=Op.ACKNOWLEDGE, actor=actor, reason=statement, now=now)
+    )
     _answer(session, case_id=case.id, response="acknowledged", text=statement, now=now)
     return case
 
@@ -161,7 +188,11 @@ def report_compliance(
 ) -> Case:
     """The developer says the changes are made; no deadline runs while a lead verifies."""
     case = get_or_raise(session, case_id=case_id, lock=True)
-    transition(session, case=case, op=Op.REPORT_COMPLIANCE, actor=actor, reason=statement, now=now)
+    record(
+        session,
+        case=case,
+        change=Change(op=Op.REPORT_COMPLIANCE, actor=actor, reason=statement, now=now),
+    )
     _answer(session, case_id=case.id, response="compliance_reported", text=statement, now=now)
     return case
 
@@ -198,15 +229,17 @@ def reject_compliance(
 def resolve(session: Session, *, case_id: int, actor: str, reason: str, now: datetime) -> Case:
     """A lead verifies compliance (or finds no further action needed)."""
     case = get_or_raise(session, case_id=case_id, lock=True)
-    transition(
+    record(
         session,
         case=case,
-        op=Op.RESOLVE,
-        actor=actor,
-        reason=reason,
-        now=now,
-        changes={"outcome": "resolved"},
-        email_context={"decision_reason": reason},
+        change=Change(
+            op=Op.RESOLVE,
+            actor=actor,
+            reason=reason,
+            now=now,
+            fields={"outcome": "resolved"},
+            email_context={"decision_reason": reason},
+        ),
     )
     return case
 
@@ -229,19 +262,23 @@ def extend(
         raise GuardFailed(f"case {case.id}: the change request has not been delivered yet")
     old = case.deadline
     new = (old or now) + timedelta(days=days or settings.deadlines.extension_days)
-    record_event(
+    record(
         session,
         case=case,
-        op=Op.EXTEND,
-        actor=actor,
-        reason=reason,
-        now=now,
-        changes={
-            "deadline": new,
-            "extension_granted": True,
-            "next_reminder_at": next_reminder(new, settings.deadlines.reminder_offsets_days, now),
-        },
-        email_context={"old_deadline": old, "new_deadline": new, "decision_reason": reason},
+        change=Change(
+            op=Op.EXTEND,
+            actor=actor,
+            reason=reason,
+            now=now,
+            fields={
+                "deadline": new,
+                "extension_granted": True,
+                "next_reminder_at": next_reminder(
+                    new, settings.deadlines.reminder_offsets_days, now
+                ),
+            },
+            email_context={"old_deadline": old, "new_deadline": new, "decision_reason": reason},
+        ),
     )
     request = latest_change_request(session, case_id=case.id)
     if request is not None:
@@ -249,18 +286,26 @@ def extend(
     return case
 
 
-def send_reminder(session: Session, *, case: Case, now: datetime) -> Case:
+def send_reminder(session: Session, *, case_id: int, now: datetime) -> Case:
+    """Remind the developer of the change deadline; the next reminder is set."""
+    return _send_reminder(session, case=get_or_raise(session, case_id=case_id, lock=True), now=now)
+
+
+def _send_reminder(session: Session, *, case: Case, now: datetime) -> Case:
+    """:func:`send_reminder` on a case the caller has locked (the sweeper)."""
     offsets = get_settings().deadlines.reminder_offsets_days
     if case.deadline is None:
         raise GuardFailed(f"case {case.id} has no running deadline to remind of")
-    record_event(
+    record(
         session,
         case=case,
-        op=Op.REMINDER_SENT,
-        actor=SYSTEM,
-        reason=f"reminder: changes due {case.deadline.isoformat()}",
-        now=now,
-        changes={"next_reminder_at": next_reminder(case.deadline, offsets, now)},
-        email_context={"deadline": case.deadline},
+        change=Change(
+            op=Op.REMINDER_SENT,
+            actor=SYSTEM,
+            reason=f"reminder: changes due {case.deadline.isoformat()}",
+            now=now,
+            fields={"next_reminder_at": next_reminder(case.deadline, offsets, now)},
+            email_context={"deadline": case.deadline},
+        ),
     )
     return case

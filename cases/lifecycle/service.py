@@ -17,7 +17,7 @@ from cases.core.errors import NotFound
 from cases.core.models import App, Case, CaseEvent, Developer
 from cases.core.schemas import CaseCreate, CaseRead
 from cases.lifecycle.states import Op
-from cases.lifecycle.write import record, record_event
+from cases.lifecycle.write import Change, record
 
 
 def _case_query(*, lock: bool = False) -> Select[Case]:
@@ -106,25 +106,26 @@ def open_case(session: Session, *, case_in: CaseCreate, actor: str, now: datetim
     record(
         session,
         case=case,
-        op=Op.OPEN,
-        actor=actor,
-        reason=case_in.reason,
-        now=now,
-        to_status=CaseStatus.OPENED,
-        changes={
-            "severity": case_in.severity.value,
-            "score": case_in.score,
-            "evidence": case_in.evidence,
-            "assignee": None,
-            "deadline": None,
-            "next_reminder_at": None,
-            "extension_granted": False,
-            "delivery_blocked": False,
-            "enforcement_approved_by": None,
-            "urgent": False,
-            "outcome": None,
-        },
-        data={"app_ids": case_in.app_ids, "developer_ids": case_in.developer_ids},
+        change=Change(
+            op=Op.OPEN,
+            actor=actor,
+            reason=case_in.reason,
+            now=now,
+            fields={
+                "severity": case_in.severity.value,
+                "score": case_in.score,
+                "evidence": case_in.evidence,
+                "assignee": None,
+                "deadline": None,
+                "next_reminder_at": None,
+                "extension_granted": False,
+                "delivery_blocked": False,
+                "enforcement_approved_by": None,
+                "urgent": False,
+                "outcome": None,
+            },
+            data={"app_ids": case_in.app_ids, "developer_ids": case_in.developer_ids},
+        ),
     )
     session.flush()
     return case
@@ -149,15 +150,17 @@ def refresh_evidence(
     apps, developers = _load_subjects(session, app_ids=new_apps, developer_ids=new_devs)
     case.apps.extend(apps)
     case.developers.extend(developers)
-    record_event(
+    record(
         session,
         case=case,
-        op=Op.EVIDENCE_REFRESHED,
-        actor=actor,
-        reason=reason,
-        now=now,
-        changes={"evidence": evidence, "score": score},
-        data={"added_app_ids": new_apps, "added_developer_ids": new_devs},
+        change=Change(
+            op=Op.EVIDENCE_REFRESHED,
+            actor=actor,
+            reason=reason,
+            now=now,
+            fields={"evidence": evidence, "score": score},
+            data={"added_app_ids": new_apps, "added_developer_ids": new_devs},
+        ),
     )
     return case
 
@@ -166,14 +169,16 @@ def add_evidence(session: Session, *, case_id: int, note: str, actor: str, now: 
     """A lead adds a written observation to a case's evidence (manual cases start with none)."""
     case = get_or_raise(session, case_id=case_id, lock=True)
     notes = [*case.evidence.get("notes", []), {"by": actor, "at": now.isoformat(), "note": note}]
-    record_event(
+    record(
         session,
         case=case,
-        op=Op.EVIDENCE_REFRESHED,
-        actor=actor,
-        reason=note,
-        now=now,
-        changes={"evidence": case.evidence | {"notes": notes}},
+        change=Change(
+            op=Op.EVIDENCE_REFRESHED,
+            actor=actor,
+            reason=note,
+            now=now,
+            fields={"evidence": case.evidence | {"notes": notes}},
+        ),
     )
     return case
 

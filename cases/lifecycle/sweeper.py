@@ -52,7 +52,7 @@ class Step:
 
 
 def _no_response_request(session: Session, case: Case, now: datetime, _: PlatformAdapter) -> None:
-    operations.request_changes(
+    operations._request_changes(
         session,
         case=case,
         actor=write.SYSTEM,
@@ -65,7 +65,7 @@ STEPS: tuple[Step, ...] = (
     Step(
         "send-outreach",
         lambda now: Case.status == CaseStatus.CONFIRMED,
-        lambda s, c, now, _: operations.send_outreach(s, case=c, now=now),
+        lambda s, c, now, _: operations._send_outreach(s, case=c, now=now),
     ),
     Step(
         "request-changes",
@@ -79,24 +79,24 @@ STEPS: tuple[Step, ...] = (
             Case.next_reminder_at <= now,
             Case.deadline > now,
         ),
-        lambda s, c, now, _: operations.send_reminder(s, case=c, now=now),
+        lambda s, c, now, _: operations._send_reminder(s, case=c, now=now),
     ),
     Step(
         "expire-deadlines",
         lambda now: and_(
             _timed_out(CaseStatus.CHANGES_REQUESTED, now), Case.delivery_blocked.is_(False)
         ),
-        lambda s, c, now, _: escalation.escalate(s, case=c, now=now),
+        lambda s, c, now, _: escalation._escalate(s, case=c, now=now),
     ),
     Step(
         "enforce",
         lambda now: _enforceable(),
-        lambda s, c, now, adapter: escalation.enforce(s, case=c, adapter=adapter, now=now),
+        lambda s, c, now, adapter: escalation._enforce(s, case=c, adapter=adapter, now=now),
     ),
     Step(
         "close-appeal-windows",
         lambda now: _timed_out(CaseStatus.ENFORCED, now),
-        lambda s, c, now, _: escalation.close_unappealed(s, case=c, now=now),
+        lambda s, c, now, _: escalation._close_unappealed(s, case=c, now=now),
     ),
 )
 STEP_NAMES = tuple(step.name for step in STEPS)
@@ -113,9 +113,8 @@ class StepReport:
 
 def _due_ids(session: Session, step: Step, now: datetime, after: int, limit: int) -> list[int]:
     query = select(Case.id).where(step.due(now), Case.id > after).order_by(Case.id).limit(limit)
-    if session.get_bind().dialect.name == "postgresql":
-        query = query.with_for_update(skip_locked=True, of=Case)
-    return list(session.scalars(query))
+    # SQLite renders no FOR UPDATE: its writers are serialised by BEGIN IMMEDIATE instead
+    return list(session.scalars(query.with_for_update(skip_locked=True, of=Case)))
 
 
 def _run_batch(

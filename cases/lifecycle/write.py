@@ -1,13 +1,16 @@
-"""The one write path: every change to a case goes through :func:`record`.
+"""The one write path: every change to a case is a :class:`Change` given to :func:`record`.
 
-It appends the event, applies it to the case (history.apply, the same function replay uses)
-and enqueues the e-mails the step causes, all in the caller's transaction. Nothing here
-commits; the CLI command or flow task owns the unit of work.
+``record`` checks the change against the state machine (a transition from the case's status,
+or an event allowed in it; a lead's decision only from a lead), appends its event, applies it
+to the case (``history.apply``, the same function replay uses) and enqueues the e-mails it
+causes, all in the caller's transaction. Nothing here commits; the CLI command or flow task
+owns the unit of work.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -19,56 +22,32 @@ from cases.core.models import Case, CaseEvent
 from cases.core.settings import get_settings
 from cases.email import outbox
 from cases.lifecycle import history
-from cases.lifecycle.states import Op, check_event, check_transition
+from cases.lifecycle.states import TRANSITIONS, Op, check_event, check_transition
 
 # the actor of the steps Caseward takes on its own
 SYSTEM = "caseward"
 
+# entering a status clears the timers of the one it leaves
+CLEARED_TIMERS: Mapping[str, Any] = {"deadline": None, "next_reminder_at": None}
 
-def record(
-    session: Session,
-    *,
-    case: Case,
-    op: Op,
-    actor: str,
-    reason: str,
-    now: datetime,
-    to_status: CaseStatus | None = None,
-    changes: dict[str, Any] | None = None,
-    data: dict[str, Any] | None = None,
-    emails: Sequence[EmailTemplate] = (),
-    email_context: dict[str, Any] | None = None,
-) -> CaseEvent:
-    """Append an event, apply it to ``case`` and enqueue its e-mails: the one write path.
 
-    Nothing is flushed here: the event is linked to its case and its e-mails to the event by
-    relationship, numbered by the case's own sequence, so a batch of steps is written in
-    one flush at the end of its unit of work.
+@dataclass(frozen=True)
+class Change:
+    """One change to a case: what happens (``op``), who does it, when and why, and its effects.
+
+    ``fields`` are the projected case fields it sets (replayed from the event log); ``data``
+    is context kept on the event only; ``emails`` are sent on top of those ``op`` declares,
+    rendered with ``email_context``.
     """
-    if not reason or not reason.strip():
-        raise InvalidInput("a reason is required")
-    target = to_status or case.status
-    payload = dict(data or {})
-    payload["set"] = history.encode(changes or {})
-    case.event_count = (case.event_count or 0) + 1
-    event = CaseEvent(
-        case=case,
-        seq=case.event_count,
-        at=now,
-        actor=actor,
-        kind=op.value,
-        from_status=None if op is Op.OPEN else case.status.value,
-        to_status=target.value,
-        reason=reason.strip(),
-        data=payload,
-    )
-    session.add(event)
-    history.apply(case, to_status=target, at=now, changes=payload["set"])  # as replay does
-    for template in emails:
-        outbox.enqueue(
-            session, case=case, event=event, template=template, now=now, extra=email_context
-        )
-    return event
+
+    op: Op
+    actor: str
+    reason: str
+    now: datetime
+    fields: Mapping[str, Any] = field(default_factory=dict)
+    data: Mapping[str, Any] = field(default_factory=dict)
+    emails: tuple[EmailTemplate, ...] = ()
+    email_context: Mapping[str, Any] | None = None
 
 
 def require_lead(actor: str) -> None:
@@ -78,68 +57,53 @@ def require_lead(actor: str) -> None:
         raise GuardFailed(f"{actor!r} is not a lead (configured leads: {', '.join(leads)})")
 
 
-def transition(
-    session: Session,
-    *,
-    case: Case,
-    op: Op,
-    actor: str,
-    reason: str,
-    now: datetime,
-    changes: dict[str, Any] | None = None,
-    data: dict[str, Any] | None = None,
-    emails: Sequence[EmailTemplate] = (),
-    email_context: dict[str, Any] | None = None,
-) -> CaseEvent:
-    """Move ``case`` by ``op``; refuses illegal moves and, for a lead's move, non-leads.
+def _checked(
+    case: Case, change: Change
+) -> tuple[CaseStatus, Mapping[str, Any], tuple[EmailTemplate, ...]]:
+    """Where ``change`` takes ``case``, the fields it sets and the e-mails it sends; refuses
+    a move the state machine does not allow and a lead's decision taken by anyone else."""
+    if change.op is Op.OPEN:
+        return CaseStatus.OPENED, change.fields, change.emails
+    if change.op in TRANSITIONS:
+        spec = check_transition(change.op, case.status)
+        if spec.lead_only:
+            require_lead(change.actor)
+        return spec.target, {**CLEARED_TIMERS, **change.fields}, (*spec.emails, *change.emails)
+    event = check_event(change.op, case.status)
+    if event.lead_only:
+        require_lead(change.actor)
+    return case.status, change.fields, (*event.emails, *change.emails)
 
-    Entering a status clears its timers.
+
+def record(session: Session, *, case: Case, change: Change) -> CaseEvent:
+    """Append the event of ``change``, apply it to ``case`` and enqueue its e-mails.
+
+    Nothing is flushed here: the event is linked to its case and its e-mails to the event by
+    relationship, numbered by the case's own sequence, so a batch of steps is written in
+    one flush at the end of its unit of work.
     """
-    spec = check_transition(op, case.status)
-    if spec.lead_only:
-        require_lead(actor)
-    cleared: dict[str, Any] = {"deadline": None, "next_reminder_at": None}
-    return record(
-        session,
+    target, fields, emails = _checked(case, change)
+    if not change.reason or not change.reason.strip():
+        raise InvalidInput("a reason is required")
+    payload = dict(change.data)
+    payload["set"] = history.encode(dict(fields))
+    case.event_count = (case.event_count or 0) + 1
+    event = CaseEvent(
         case=case,
-        op=op,
-        actor=actor,
-        reason=reason,
-        now=now,
-        to_status=spec.target,
-        changes=cleared | (changes or {}),
-        data=data,
-        emails=(*spec.emails, *emails),
-        email_context=email_context,
+        seq=case.event_count,
+        at=change.now,
+        actor=change.actor,
+        kind=change.op.value,
+        from_status=None if change.op is Op.OPEN else case.status.value,
+        to_status=target.value,
+        reason=change.reason.strip(),
+        data=payload,
     )
-
-
-def record_event(
-    session: Session,
-    *,
-    case: Case,
-    op: Op,
-    actor: str,
-    reason: str,
-    now: datetime,
-    changes: dict[str, Any] | None = None,
-    data: dict[str, Any] | None = None,
-    email_context: dict[str, Any] | None = None,
-) -> CaseEvent:
-    """Record ``op`` without a status change; refuses it where the status does not allow it
-    and, for a lead's decision, from anyone but a lead."""
-    spec = check_event(op, case.status)
-    if spec.lead_only:
-        require_lead(actor)
-    return record(
-        session,
-        case=case,
-        op=op,
-        actor=actor,
-        reason=reason,
-        now=now,
-        changes=changes,
-        data=data,
-        emails=spec.emails,
-        email_context=email_context,
-    )
+    session.add(event)
+    history.apply(case, to_status=target, at=change.now, changes=payload["set"])  # as replay
+    context = dict(change.email_context) if change.email_context is not None else None
+    for template in emails:
+        outbox.enqueue(
+            session, case=case, event=event, template=template, now=change.now, extra=context
+        )
+    return event

@@ -239,9 +239,13 @@ def request_changes(
 ) -> None:
     """Ask for specific feature changes now, without waiting for the response window."""
     with unit_of_work() as session:
-        case = service.get_or_raise(session, case_id=case_id, lock=True)
-        operations.request_changes(
-            session, case=case, actor=STATE.who(), reason=reason, now=STATE.now(), changes=changes
+        case = operations.request_changes(
+            session,
+            case_id=case_id,
+            actor=STATE.who(),
+            reason=reason,
+            now=STATE.now(),
+            changes=changes,
         )
         _done(case, as_json)
 
