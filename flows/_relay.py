@@ -26,9 +26,9 @@ from prefect.cache_policies import NO_CACHE
 from prefect.events import emit_event
 from sqlalchemy import select, update
 
+from cases.core.db import unit_of_work
 from cases.core.models import Case, CaseEvent, RelayCursor
 from cases.lifecycle import service
-from flows._tasks import unit_of_work
 
 EVENTS_CURSOR = "prefect-events"
 ARTIFACTS_CURSOR = "prefect-artifacts"

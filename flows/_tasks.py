@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from datetime import datetime
 
 from prefect import get_run_logger, task
@@ -11,10 +10,9 @@ from prefect.cache_policies import NO_CACHE
 from prefect.client.schemas.objects import State
 from prefect.context import FlowRunContext
 from prefect.states import Completed, Failed
-from sqlalchemy.orm import Session
 
 from cases.core.clock import parse_instant, utcnow
-from cases.core.db import get_engine, session_scope
+from cases.core.db import unit_of_work
 from cases.core.settings import get_settings
 from cases.lifecycle import service
 
@@ -48,13 +46,6 @@ def outcome(problems: Sequence[str], message: str) -> State:
 
 def instant(now: str) -> datetime:
     return parse_instant(now)
-
-
-@contextmanager
-def unit_of_work() -> Iterator[Session]:
-    """One transaction on the configured database, the way every task opens it."""
-    with session_scope(get_engine()) as session:
-        yield session
 
 
 def case_tags(case_id: int, policy: str, status: str) -> list[str]:

@@ -14,10 +14,11 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
+from cases.core.db import unit_of_work
 from cases.core.settings import get_settings
 from cases.detection.run import run_detection
 from flows._relay import relay_case_events
-from flows._tasks import instant, resolve_now, run_name, unit_of_work
+from flows._tasks import instant, resolve_now, run_name
 
 
 @task(task_run_name="detect-{snapshot}", cache_policy=NO_CACHE)

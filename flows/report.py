@@ -12,8 +12,9 @@ from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
+from cases.core.db import unit_of_work
 from cases.lifecycle import queries
-from flows._tasks import instant, resolve_now, run_name, unit_of_work
+from flows._tasks import instant, resolve_now, run_name
 
 
 @task(name="gather-report", cache_policy=NO_CACHE)

@@ -13,11 +13,12 @@ from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 from prefect.client.schemas.objects import State
 
+from cases.core.db import unit_of_work
 from cases.core.settings import get_settings
 from cases.enforcement import appeals
 from cases.enforcement.platform import get_adapter
 from flows._relay import relay_case_events
-from flows._tasks import instant, label_run, resolve_now, unit_of_work
+from flows._tasks import instant, label_run, resolve_now
 from flows.hitl import AppealDecision, as_state, settled, timed_out, wait_for_decision
 
 KIND = "review-appeal"

@@ -73,7 +73,9 @@ def test_crash_after_acceptance_is_never_resent_and_shows_as_uncertain(
     assert later.claimed == 0 and len(sendgrid_server.requests) == 1
     # the lead checks SendGrid's activity feed and confirms: the deadline starts at the claim
     with session_scope(sqlite_db) as session:
-        review.resolve(session, outbox_id=message.id, decision="sent", actor="lead", now=after)
+        review.resolve_delivery(
+            session, outbox_id=message.id, decision="sent", actor="lead", now=after
+        )
     with session_scope(sqlite_db) as session:
         assert session.get_one(OutboxMessage, message.id).status == OutboxStatus.SENT
         assert session.get_one(Case, case_id).deadline == NOW + timedelta(days=30)
@@ -96,7 +98,9 @@ def test_lead_can_resend_an_uncertain_message_with_the_same_message_id(
     (message,) = rows(sqlite_db)
     assert message.status == OutboxStatus.UNCERTAIN
     with session_scope(sqlite_db) as session:
-        review.resolve(session, outbox_id=message.id, decision="resend", actor="lead", now=after)
+        review.resolve_delivery(
+            session, outbox_id=message.id, decision="resend", actor="lead", now=after
+        )
     report = delivery.deliver_pending(
         sqlite_db, now=after, sender=sendgrid(sendgrid_server), settings=config
     )
@@ -112,7 +116,9 @@ def test_resolve_refuses_a_sent_message(sqlite_db: Engine, sendgrid_server: Fake
     )
     (message,) = rows(sqlite_db)
     with session_scope(sqlite_db) as session, pytest.raises(GuardFailed):
-        review.resolve(session, outbox_id=message.id, decision="resend", actor="lead", now=NOW)
+        review.resolve_delivery(
+            session, outbox_id=message.id, decision="resend", actor="lead", now=NOW
+        )
 
 
 def _race(engine: Engine, fake: FakeSendGrid, *, workers: int, cases: int) -> None:

@@ -18,7 +18,7 @@ import pytest
 from sqlalchemy import Engine, select
 
 from cases.core.db import session_scope
-from cases.core.enums import ActionKind, ActionStatus, CaseStatus
+from cases.core.enums import ActionKind, ActionStatus, CaseStatus, TargetType
 from cases.core.errors import PlatformError
 from cases.core.models import PlatformAction
 from cases.core.settings import get_settings
@@ -30,7 +30,7 @@ from tests import factories as f
 from tests.conftest import reset_caches
 from tests.factories import TIMES
 
-SPEC = ActionSpec(ActionKind.REVOKE_TOKEN, "app", "a-1", "case-1-revoke_token-app-a-1")
+SPEC = ActionSpec(ActionKind.REVOKE_TOKEN, TargetType.APP, "a-1", "case-1-revoke_token-app-a-1")
 
 
 @dataclass

@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy import JSON, DateTime, Engine, MetaData, create_engine, event
 from sqlalchemy import Enum as SAEnum
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
@@ -53,6 +54,16 @@ class UTCDateTime(TypeDecorator[datetime]):
 JSONType = JSON().with_variant(JSONB(), "postgresql")
 
 
+def _values(members: type[enum.Enum]) -> list[str]:
+    return [m.value for m in members]
+
+
+def stored_enum(members: type[enum.Enum], *, length: int) -> SAEnum:
+    """An enum stored as its values in a plain VARCHAR column of ``length``: adding a value
+    needs no migration, and the ORM hands back enum members."""
+    return SAEnum(members, native_enum=False, length=length, values_callable=_values)
+
+
 class Base(DeclarativeBase):
     """Declarative base: one metadata with stable constraint names for migrations."""
 
@@ -61,11 +72,7 @@ class Base(DeclarativeBase):
         datetime: UTCDateTime(),
         dict[str, Any]: JSONType,
         list[Any]: JSONType,
-        # enums are stored as their values in plain VARCHAR columns: adding a value needs
-        # no migration, and the ORM hands back enum members
-        enum.Enum: SAEnum(
-            enum.Enum, native_enum=False, length=30, values_callable=lambda e: [m.value for m in e]
-        ),
+        enum.Enum: stored_enum(enum.Enum, length=30),
     }
 
 
@@ -133,3 +140,20 @@ def session_scope(engine: Engine | None = None) -> Iterator[Session]:
             yield session
     finally:
         session.close()
+
+
+@contextmanager
+def unit_of_work() -> Iterator[Session]:
+    """One transaction on the configured database: how a CLI command or a flow task opens it."""
+    with session_scope(get_engine()) as session:
+        yield session
+
+
+def insert_on_conflict(session: Session, table: Any) -> postgresql.Insert | sqlite.Insert:
+    """An ``INSERT`` with ``ON CONFLICT`` clauses, in the dialect of the session's database."""
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        return postgresql.insert(table)
+    if dialect == "sqlite":
+        return sqlite.insert(table)
+    raise NotImplementedError(f"Caseward runs on PostgreSQL or SQLite, not {dialect}")

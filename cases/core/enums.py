@@ -57,6 +57,13 @@ class ActionKind(StrEnum):
     SUSPEND_ACCOUNT = "suspend_account"
 
 
+class TargetType(StrEnum):
+    """What a platform action acts on."""
+
+    APP = "app"
+    ACCOUNT = "account"
+
+
 class ActionStatus(StrEnum):
     PLANNED = "planned"
     APPLIED = "applied"
@@ -69,8 +76,8 @@ class AppealStatus(StrEnum):
     OVERTURNED = "overturned"
 
 
-class Outcome(StrEnum):
-    """How a closed case ended."""
+class CaseOutcome(StrEnum):
+    """How a case ended; set when it reaches a terminal status."""
 
     DISMISSED = "dismissed"
     RESOLVED = "resolved"
@@ -78,6 +85,14 @@ class Outcome(StrEnum):
     ENFORCED = "enforced"
     UPHELD = "upheld"
     OVERTURNED = "overturned"
+
+
+class FindingAction(StrEnum):
+    """What storing a detection finding did to its case."""
+
+    OPENED = "opened"
+    REFRESHED = "refreshed"
+    UNCHANGED = "unchanged"
 
 
 class EmailTemplate(StrEnum):

@@ -35,9 +35,5 @@ class GuardFailed(UsageError):
     """A fairness guard refused the move (evidence, notice, deadline, reviewer)."""
 
 
-class ConcurrentUpdate(CasewardError):
-    """Another process changed the case first; retry the operation."""
-
-
 class PlatformError(CasewardError):
     """The platform adapter could not apply or reverse an action."""

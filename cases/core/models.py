@@ -18,16 +18,18 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from cases.core.db import Base
+from cases.core.db import Base, stored_enum
 from cases.core.enums import (
     AccountStatus,
     ActionKind,
     ActionStatus,
     AppealStatus,
     AppStatus,
+    CaseOutcome,
     CaseStatus,
     OutboxStatus,
     Severity,
+    TargetType,
 )
 
 case_apps = Table(
@@ -102,7 +104,7 @@ class Case(Base):
     delivery_blocked: Mapped[bool] = mapped_column(default=False)
     enforcement_approved_by: Mapped[str | None] = mapped_column(String(200))
     urgent: Mapped[bool] = mapped_column(default=False)
-    outcome: Mapped[str | None] = mapped_column(String(20))
+    outcome: Mapped[CaseOutcome | None] = mapped_column(stored_enum(CaseOutcome, length=20))
     # how many events the case has; the next event's ``seq`` (known before any flush)
     event_count: Mapped[int] = mapped_column(Integer, default=0)
     version: Mapped[int] = mapped_column(Integer, default=1)
@@ -193,7 +195,7 @@ class PlatformAction(Base):
         ForeignKey("enforcements.id", ondelete="CASCADE"), index=True
     )
     kind: Mapped[ActionKind]
-    target_type: Mapped[str] = mapped_column(String(10))  # "app" or "account"
+    target_type: Mapped[TargetType] = mapped_column(stored_enum(TargetType, length=10))
     target_id: Mapped[str] = mapped_column(String(200))
     status: Mapped[ActionStatus] = mapped_column(default=ActionStatus.PLANNED)
     idempotency_key: Mapped[str] = mapped_column(String(100), unique=True)

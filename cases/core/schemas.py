@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from cases.core.enums import Policy, Severity
+from cases.core.enums import CaseOutcome, Policy, Severity
 
 
 class CaseCreate(BaseModel):
@@ -69,7 +69,7 @@ class CaseRead(BaseModel):
     extension_granted: bool
     delivery_blocked: bool
     urgent: bool
-    outcome: str | None
+    outcome: CaseOutcome | None
     app_ids: list[str]
     developer_ids: list[str]
     evidence: dict[str, Any]

@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field, field_validator
 
-from cases.core.enums import Policy, Severity
+from cases.core.enums import FindingAction, Policy, Severity
 
 
 def jsonable(value: Any) -> Any:
@@ -36,7 +36,7 @@ class Finding(BaseModel):
     reason: str
     evidence: dict[str, Any]
     case_id: int | None = None
-    action: str | None = None  # "opened", "refreshed" or "unchanged" once synced
+    action: FindingAction | None = None  # set once synced
 
     @field_validator("app_ids", "developer_ids")
     @classmethod

@@ -14,9 +14,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Table, func, or_, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from cases.core.db import insert_on_conflict
 from cases.core.enums import AccountStatus, AppStatus
 from cases.core.models import App, Developer
 from cases.detection.snapshot import Progress, Snapshot
@@ -54,15 +54,6 @@ class ImportSummary:
     apps_changed: int
 
 
-def _insert(session: Session, table: Table) -> Any:
-    name = session.get_bind().dialect.name
-    if name == "postgresql":
-        return postgresql.insert(table)
-    if name == "sqlite":
-        return sqlite.insert(table)
-    raise NotImplementedError(f"registry import supports SQLite and PostgreSQL, not {name}")
-
-
 def _upsert(
     session: Session,
     table: Table,
@@ -93,14 +84,14 @@ def _core_rows(
     progress: Progress,
 ) -> tuple[int, int]:
     """Portable path (PostgreSQL): SQLAlchemy core upsert, one executemany per batch."""
-    stmt = _insert(session, table)
+    insert = insert_on_conflict(session, table)
     updated = columns[1:]
-    stmt = stmt.on_conflict_do_update(
+    upsert = insert.on_conflict_do_update(
         index_elements=[table.c[columns[0]]],
-        set_={c: stmt.excluded[c] for c in updated},
-        where=or_(*(table.c[c].is_distinct_from(stmt.excluded[c]) for c in updated)),
+        set_={c: insert.excluded[c] for c in updated},
+        where=or_(*(table.c[c].is_distinct_from(insert.excluded[c]) for c in updated)),
     )
-    stmt = stmt.returning(table.c[columns[0]])  # rows inserted or changed, not skipped ones
+    stmt = upsert.returning(table.c[columns[0]])  # rows inserted or changed, not skipped ones
     cursor = snapshot.con.execute(sql.format(created="created_at"))
     rows = written = 0
     while batch := cursor.fetchmany(BATCH):

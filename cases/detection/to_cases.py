@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from cases.core.enums import FindingAction
 from cases.core.models import Case, case_apps, case_developers
 from cases.core.schemas import CaseCreate
 from cases.detection.finding import Finding
@@ -104,7 +105,7 @@ def sync_findings(
                 current.evidence, current.score = finding.evidence, finding.score
                 current.app_ids.update(finding.app_ids)
                 current.developer_ids.update(finding.developer_ids)
-            action = "refreshed" if changed else "unchanged"
+            action = FindingAction.REFRESHED if changed else FindingAction.UNCHANGED
         else:
             opened = service.open_case(
                 session,
@@ -121,7 +122,7 @@ def sync_findings(
                 actor=actor,
                 now=now,
             )
-            case_id, action = opened.id, "opened"
+            case_id, action = opened.id, FindingAction.OPENED
             current = _OpenCase(policy, finding.evidence, finding.score)
             current.app_ids.update(finding.app_ids)
             current.developer_ids.update(finding.developer_ids)

@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from cases.core.enums import EmailTemplate
+from cases.core.enums import EmailTemplate, TargetType
 from cases.core.models import App, Case, Developer
 from cases.core.settings import Settings, get_settings
 from cases.email.render import RenderedEmail, Renderer, get_renderer
@@ -88,8 +88,8 @@ def evidence_items(evidence: Mapping[str, Any], catalog: Mapping[str, Any]) -> l
 def _actions(
     actions: Iterable[Mapping[str, Any]], apps: Iterable[App], developers: Iterable[Developer]
 ) -> list[dict[str, str]]:
-    names = {("app", a.id): one_line(a.name) for a in apps}
-    names.update({("account", d.id): one_line(d.handle) for d in developers})
+    names = {(TargetType.APP.value, a.id): one_line(a.name) for a in apps}
+    names.update({(TargetType.ACCOUNT.value, d.id): one_line(d.handle) for d in developers})
     return [
         {
             "kind": str(action["kind"]),

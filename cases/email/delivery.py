@@ -16,7 +16,7 @@ Semantics (see docs/email.md):
   stops and its claims return to ``pending`` without using up an attempt.
 * **A crash between the provider's acceptance and our record** leaves the row ``sending``.
   Once its claim is older than ``claim_lease_seconds`` it becomes ``uncertain`` and waits for
-  a lead: :mod:`cases.email.review` (``reconcile_stale``, ``resolve``; re-exported here).
+  a lead: :mod:`cases.email.review` (``reconcile_stale``, ``resolve_delivery``).
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session
@@ -40,7 +40,7 @@ from cases.core.enums import OutboxStatus
 from cases.core.models import OutboxMessage
 from cases.core.settings import EmailSettings, Settings, get_settings
 from cases.email.message import InvalidAddress, OutgoingEmail, checked_address
-from cases.email.review import reconcile_stale, resolve
+from cases.email.review import reconcile_stale
 from cases.email.senders.base import (
     DeliveryError,
     EmailSender,
@@ -51,8 +51,6 @@ from cases.email.senders.base import (
     make_sender,
 )
 from cases.lifecycle import notices
-
-SYSTEM = "outbox"
 
 
 class DeliveryHooks(Protocol):
@@ -153,10 +151,13 @@ def claim(session: Session, *, worker: str, now: datetime, limit: int) -> list[O
     return list(session.scalars(query))
 
 
-Outcome = SendResult | DeliveryError
+# what the provider said to one send: accepted, or why not
+ProviderAnswer = SendResult | DeliveryError
+# what recording an answer did to its outbox row
+DeliveryResult = Literal["sent", "retried", "failed", "released", "skipped", "gone"]
 
 
-def attempt(sender: EmailSender, email: OutgoingEmail, now: datetime) -> Outcome:
+def attempt(sender: EmailSender, email: OutgoingEmail, now: datetime) -> ProviderAnswer:
     """One provider call; a :class:`DeliveryError` is returned, anything else propagates."""
     try:
         checked_address(email.to_address)
@@ -167,27 +168,27 @@ def attempt(sender: EmailSender, email: OutgoingEmail, now: datetime) -> Outcome
         return exc
 
 
-def record(
+def record_attempt(
     session: Session,
     *,
     email: OutgoingEmail,
-    outcome: Outcome,
+    answer: ProviderAnswer,
     worker: str,
     now: datetime,
     settings: EmailSettings,
     hooks: DeliveryHooks,
     rng: random.Random,
-) -> str:
-    """Store the outcome of one send; returns what happened (sent/retried/failed/released/...)."""
+) -> DeliveryResult:
+    """Store the provider's answer to one send; returns what that did to the row."""
     message = session.get(OutboxMessage, email.outbox_id, with_for_update=True)
     if message is None:
         return "gone"
-    if isinstance(outcome, SendResult):
+    if isinstance(answer, SendResult):
         if message.status == OutboxStatus.SENT:
             return "sent"
         message.status = OutboxStatus.SENT
         message.sent_at = now
-        message.provider_message_id = outcome.provider_message_id
+        message.provider_message_id = answer.provider_message_id
         message.last_error = None
         hooks.notice_delivered(
             session, case_id=message.case_id, event_id=message.event_id, sent_at=now, now=now
@@ -195,19 +196,19 @@ def record(
         return "sent"
     if message.status != OutboxStatus.SENDING or message.claimed_by != worker:
         return "skipped"  # reconciled or resolved meanwhile; the lead's decision stands
-    message.last_error = outcome.reason
+    message.last_error = answer.reason
     message.claimed_at = message.claimed_by = None
-    if isinstance(outcome, ProviderConfigError):
+    if isinstance(answer, ProviderConfigError):
         message.status = OutboxStatus.PENDING
         message.attempts = max(message.attempts - 1, 0)
         return "released"
-    if isinstance(outcome, TransientDeliveryError) and message.attempts < settings.max_attempts:
-        delay = backoff_delay(message.attempts, settings, rng=rng, retry_after=outcome.retry_after)
+    if isinstance(answer, TransientDeliveryError) and message.attempts < settings.max_attempts:
+        delay = backoff_delay(message.attempts, settings, rng=rng, retry_after=answer.retry_after)
         message.status = OutboxStatus.PENDING
         message.next_attempt_at = now + timedelta(seconds=delay)
         return "retried"
-    if isinstance(outcome, TransientDeliveryError):
-        message.last_error = f"gave up after {message.attempts} attempts: {outcome.reason}"
+    if isinstance(answer, TransientDeliveryError):
+        message.last_error = f"gave up after {message.attempts} attempts: {answer.reason}"
     message.status = OutboxStatus.FAILED
     hooks.delivery_failed(
         session, case_id=message.case_id, outbox_id=message.id, error=message.last_error, now=now
@@ -287,7 +288,7 @@ class _Run:
 
         About two batches stay in flight, so the pool never idles while we record.
         """
-        in_flight: deque[tuple[OutgoingEmail, Future[Outcome]]] = deque()
+        in_flight: deque[tuple[OutgoingEmail, Future[ProviderAnswer]]] = deque()
         exhausted = False
         workers = self.email.concurrency
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="outbox") as pool:
@@ -307,10 +308,10 @@ class _Run:
                 while in_flight and in_flight[0][1].done():
                     done.append(in_flight.popleft())
                 # a crash (BaseException) propagates here: the group's rows stay claimed
-                outcomes = [(item, future.result()) for item, future in done]
+                answers = [(item, future.result()) for item, future in done]
                 _record_group(
                     self.engine,
-                    outcomes,
+                    answers,
                     worker=self.worker,
                     now=self.clock(),
                     settings=self.email,
@@ -323,7 +324,7 @@ class _Run:
 
 def _record_group(
     engine: Engine,
-    outcomes: list[tuple[OutgoingEmail, Outcome]],
+    answers: list[tuple[OutgoingEmail, ProviderAnswer]],
     *,
     worker: str,
     now: datetime,
@@ -335,13 +336,13 @@ def _record_group(
     """Record finished sends in one transaction, each in its own savepoint: a failing hook
     leaves only its own row claimed (it becomes ``uncertain`` after the lease)."""
     with session_scope(engine) as session:
-        for item, outcome in outcomes:
+        for item, answer in answers:
             try:
                 with session.begin_nested():
-                    result = record(
+                    result = record_attempt(
                         session,
                         email=item,
-                        outcome=outcome,
+                        answer=answer,
                         worker=worker,
                         now=now,
                         settings=settings,
@@ -351,30 +352,15 @@ def _record_group(
             except Exception as exc:  # reported; the row stays claimed
                 report.errors.append(f"#{item.outbox_id}: recording failed: {exc}")
                 continue
-            _count(report, result, item, outcome)
+            _count(report, result, item, answer)
 
 
-def _count(report: DeliveryReport, result: str, item: OutgoingEmail, outcome: Outcome) -> None:
+def _count(
+    report: DeliveryReport, result: DeliveryResult, item: OutgoingEmail, answer: ProviderAnswer
+) -> None:
     if result in {"sent", "retried", "failed", "released"}:
         setattr(report, result, getattr(report, result) + 1)
-    if isinstance(outcome, DeliveryError):
-        report.errors.append(f"#{item.outbox_id} {item.template}: {outcome.reason}")
-    if isinstance(outcome, ProviderConfigError):
-        report.stopped = outcome.reason
-
-
-__all__ = [
-    "SYSTEM",
-    "DeliveryHooks",
-    "DeliveryReport",
-    "Outcome",
-    "attempt",
-    "backoff_delay",
-    "claim",
-    "deliver_pending",
-    "new_worker_id",
-    "reconcile_stale",
-    "record",
-    "resolve",
-    "to_outgoing",
-]
+    if isinstance(answer, DeliveryError):
+        report.errors.append(f"#{item.outbox_id} {item.template}: {answer.reason}")
+    if isinstance(answer, ProviderConfigError):
+        report.stopped = answer.reason

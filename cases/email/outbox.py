@@ -11,10 +11,9 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
-from sqlalchemy.sql.dml import ReturningInsert
 
+from cases.core.db import insert_on_conflict
 from cases.core.enums import EmailTemplate, OutboxStatus
 from cases.core.models import Case, CaseEvent, OutboxMessage
 from cases.core.settings import Settings, get_settings
@@ -94,22 +93,11 @@ def enqueue(
     return _store(session, [row | {"event_id": event.id} for row in rows])
 
 
-def _insert_new(session: Session) -> ReturningInsert[OutboxMessage]:
-    """``INSERT ... ON CONFLICT (idempotency_key) DO NOTHING RETURNING`` outbox rows."""
-    dialect = session.get_bind().dialect.name
-    key = [OutboxMessage.idempotency_key]
-    if dialect == "postgresql":
-        pg = postgresql.insert(OutboxMessage).on_conflict_do_nothing(index_elements=key)
-        return pg.returning(OutboxMessage)
-    if dialect == "sqlite":
-        lite = sqlite.insert(OutboxMessage).on_conflict_do_nothing(index_elements=key)
-        return lite.returning(OutboxMessage)
-    raise NotImplementedError(f"the outbox runs on PostgreSQL or SQLite, not {dialect}")
-
-
 def _store(session: Session, rows: list[dict[str, Any]]) -> list[OutboxMessage]:
     """Insert ``rows`` unless their key is stored; the stored rows, in the order of ``rows``."""
-    stored = {m.idempotency_key: m for m in session.scalars(_insert_new(session), rows)}
+    insert = insert_on_conflict(session, OutboxMessage)
+    new = insert.on_conflict_do_nothing(index_elements=[OutboxMessage.idempotency_key])
+    stored = {m.idempotency_key: m for m in session.scalars(new.returning(OutboxMessage), rows)}
     missing = [r["idempotency_key"] for r in rows if r["idempotency_key"] not in stored]
     if missing:
         query = select(OutboxMessage).where(OutboxMessage.idempotency_key.in_(missing))

@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
-from cases.core.enums import EmailTemplate
+from cases.core.enums import ActionKind, EmailTemplate, TargetType
 from cases.core.errors import InvalidInput, NotFound
 from cases.core.models import Appeal, Case, ChangeRequest, Enforcement
 from cases.core.settings import Settings
@@ -51,10 +51,10 @@ def _enforcement_extra(
         ]
         return {"actions": actions, "reason": enforcement.reason}
     kind = ENFORCEMENT_TEMPLATES[template]
-    if kind.value == "suspend_account":
-        targets = [("account", d.id) for d in case.developers]
+    if kind is ActionKind.SUSPEND_ACCOUNT:
+        targets = [(TargetType.ACCOUNT, d.id) for d in case.developers]
     else:
-        targets = [("app", a.id) for a in case.apps]
+        targets = [(TargetType.APP, a.id) for a in case.apps]
     actions = [{"kind": kind, "target_type": t, "target_id": i} for t, i in targets]
     return {"actions": actions, "reason": placeholders["reason"]}
 
@@ -87,7 +87,7 @@ def preview_extra(
     return {}
 
 
-def preview(
+def preview_email(
     session: Session,
     *,
     case_id: int,

@@ -4,9 +4,9 @@
   accepted by the provider, and never recorded (a crash between the call and the record).
   It becomes ``uncertain``, with ``delivery_uncertain`` on the case timeline. It is never
   resent automatically (that could be a silent duplicate) and never dropped (a silent loss).
-* :func:`resolve`: a lead, having checked the provider (SendGrid activity feed, searchable by
-  the ``outbox_id`` custom arg), records an ``uncertain`` e-mail as ``sent`` or queues it
-  again (``resend``, also for a ``failed`` one), with the same Message-ID.
+* :func:`resolve_delivery`: a lead, having checked the provider (SendGrid activity feed,
+  searchable by the ``outbox_id`` custom arg), records an ``uncertain`` e-mail as ``sent``
+  or queues it again (``resend``, also for a ``failed`` one), with the same Message-ID.
 
 Timeline events go through :mod:`cases.lifecycle.notices`, and so the single write path.
 """
@@ -61,7 +61,7 @@ def reconcile_stale(session: Session, *, now: datetime, lease_seconds: float) ->
     return [m.id for m in stale]
 
 
-def resolve(
+def resolve_delivery(
     session: Session,
     *,
     outbox_id: int,
@@ -113,4 +113,4 @@ def resolve(
     return message
 
 
-__all__ = ["RESOLVABLE", "reconcile_stale", "resolve"]
+__all__ = ["RESOLVABLE", "reconcile_stale", "resolve_delivery"]

@@ -10,7 +10,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from cases.core.enums import ActionStatus, AppealStatus, CaseStatus
+from cases.core.enums import ActionStatus, AppealStatus, CaseOutcome, CaseStatus
 from cases.core.errors import GuardFailed
 from cases.core.models import Appeal, Case
 from cases.enforcement import planning
@@ -81,7 +81,7 @@ def decide_appeal(
         )
     appeal = session.scalars(select(Appeal).where(Appeal.enforcement_id == decision.id)).one()
     restored = [
-        {"kind": a.kind.value, "target_type": a.target_type, "target_id": a.target_id}
+        {"kind": a.kind.value, "target_type": a.target_type.value, "target_id": a.target_id}
         for a in decision.actions
         if overturn and a.status is ActionStatus.APPLIED
     ]
@@ -93,7 +93,7 @@ def decide_appeal(
             actor=reviewer,
             reason=reason,
             now=now,
-            fields={"outcome": "overturned" if overturn else "upheld"},
+            fields={"outcome": CaseOutcome.OVERTURNED if overturn else CaseOutcome.UPHELD},
             email_context={"decision_reason": reason, "actions": restored},
         ),
     )

@@ -8,7 +8,7 @@ from pydantic import BaseModel
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
-from cases.core.enums import ActionKind, ActionStatus
+from cases.core.enums import ActionKind, ActionStatus, TargetType
 from cases.core.models import App, Case, Enforcement, PlatformAction
 from cases.enforcement.catalog import get_catalog
 from cases.enforcement.platform.base import ActionSpec, PlatformAdapter
@@ -25,19 +25,23 @@ class ImpactPreview(BaseModel):
     requires_approval: bool
 
 
-def planned_actions(case: Case) -> list[tuple[ActionKind, str, str]]:
-    """(kind, target type, target id) for the case's policy and severity, mildest first."""
+# one planned action: (kind, target type, target id)
+Planned = tuple[ActionKind, TargetType, str]
+
+
+def planned_actions(case: Case) -> list[Planned]:
+    """The actions for the case's policy and severity, mildest first."""
     kinds = get_catalog().actions_for(case.policy, case.severity)
-    plan: list[tuple[ActionKind, str, str]] = []
+    plan: list[Planned] = []
     for kind in kinds:
         if kind is ActionKind.SUSPEND_ACCOUNT:
-            plan.extend((kind, "account", d.id) for d in case.developers)
+            plan.extend((kind, TargetType.ACCOUNT, d.id) for d in case.developers)
         else:
-            plan.extend((kind, "app", a.id) for a in case.apps)
+            plan.extend((kind, TargetType.APP, a.id) for a in case.apps)
     return plan
 
 
-def needs_approval(plan: list[tuple[ActionKind, str, str]]) -> bool:
+def needs_approval(plan: list[Planned]) -> bool:
     required = set(get_catalog().approval_required)
     return any(kind in required for kind, _, _ in plan)
 
@@ -86,7 +90,7 @@ def get_for_case(session: Session, *, case_id: int) -> Enforcement | None:
     return session.scalars(query).one_or_none()
 
 
-def preview(session: Session, *, case: Case) -> ImpactPreview:
+def preview_impact(session: Session, *, case: Case) -> ImpactPreview:
     """Which apps and accounts the case's enforcement would cut off, and their recent traffic."""
     existing = get_for_case(session, case_id=case.id)
     plan = (
@@ -94,8 +98,8 @@ def preview(session: Session, *, case: Case) -> ImpactPreview:
         if existing
         else planned_actions(case)
     )
-    app_ids = {t for _, tt, t in plan if tt == "app"}
-    account_ids = {t for _, tt, t in plan if tt == "account"}
+    app_ids = {t for _, tt, t in plan if tt is TargetType.APP}
+    account_ids = {t for _, tt, t in plan if tt is TargetType.ACCOUNT}
     if account_ids:  # a suspended account takes all its apps with it
         app_ids |= set(session.scalars(select(App.id).where(App.developer_id.in_(account_ids))))
     traffic = session.scalar(
@@ -103,7 +107,7 @@ def preview(session: Session, *, case: Case) -> ImpactPreview:
     )
     return ImpactPreview(
         case_id=case.id,
-        actions=[{"kind": k.value, "target_type": tt, "target_id": t} for k, tt, t in plan],
+        actions=[{"kind": k.value, "target_type": tt.value, "target_id": t} for k, tt, t in plan],
         app_ids=sorted(app_ids),
         account_ids=sorted(account_ids),
         requests_7d=int(traffic or 0),

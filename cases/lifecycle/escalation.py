@@ -11,7 +11,7 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
-from cases.core.enums import CaseStatus
+from cases.core.enums import CaseOutcome, CaseStatus
 from cases.core.errors import GuardFailed
 from cases.core.models import Case, Enforcement
 from cases.enforcement import planning
@@ -125,7 +125,7 @@ def decline_enforcement(
             actor=actor,
             reason=reason,
             now=now,
-            fields={"outcome": "declined"},
+            fields={"outcome": CaseOutcome.DECLINED},
             email_context={"decision_reason": reason},
         ),
     )
@@ -156,7 +156,7 @@ def _enforce(session: Session, *, case: Case, adapter: PlatformAdapter, now: dat
             raise GuardFailed(f"case {case.id}: the change deadline has not passed")
     planning.apply_all(decision, adapter, now=now)
     actions = [
-        {"kind": a.kind.value, "target_type": a.target_type, "target_id": a.target_id}
+        {"kind": a.kind.value, "target_type": a.target_type.value, "target_id": a.target_id}
         for a in decision.actions
     ]
     notices = tuple(dict.fromkeys(ENFORCEMENT_NOTICES[a.kind] for a in decision.actions))
@@ -193,7 +193,7 @@ def _close_unappealed(session: Session, *, case: Case, now: datetime) -> Case:
             actor=SYSTEM,
             reason="the appeal window ended without an appeal",
             now=now,
-            fields={"outcome": "enforced"},
+            fields={"outcome": CaseOutcome.ENFORCED},
         ),
     )
     return case

@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from cases.core.clock import parse_instant
-from cases.core.enums import CaseStatus
+from cases.core.enums import CaseOutcome, CaseStatus
 
 DATETIME_FIELDS = frozenset({"deadline", "next_reminder_at"})
 PROJECTED_FIELDS = (
@@ -48,11 +48,17 @@ def encode(changes: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _decoded(key: str, value: Any) -> Any:
+    if value is None:
+        return None
+    if key in DATETIME_FIELDS:
+        return parse_instant(value)
+    return CaseOutcome(value) if key == "outcome" else value
+
+
 def decode(changes: dict[str, Any]) -> dict[str, Any]:
-    return {
-        key: parse_instant(value) if key in DATETIME_FIELDS and value is not None else value
-        for key, value in changes.items()
-    }
+    """Field changes read back from the event log: instants and the outcome typed again."""
+    return {key: _decoded(key, value) for key, value in changes.items()}
 
 
 def apply(target: Any, *, to_status: str, at: datetime, changes: dict[str, Any]) -> None:
@@ -81,7 +87,7 @@ class Snapshot:
     delivery_blocked: bool = False
     enforcement_approved_by: str | None = None
     urgent: bool = False
-    outcome: str | None = None
+    outcome: CaseOutcome | None = None
 
     @classmethod
     def of(cls, case: Any) -> Snapshot:

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from cases.core.enums import CaseStatus
+from cases.core.enums import CaseOutcome, CaseStatus
 from cases.core.errors import GuardFailed
 from cases.core.models import Case, ChangeRequest
 from cases.core.settings import get_settings
@@ -55,7 +55,11 @@ def dismiss(session: Session, *, case_id: int, actor: str, reason: str, now: dat
         session,
         case=case,
         change=Change(
-            op=Op.DISMISS, actor=actor, reason=reason, now=now, fields={"outcome": "dismissed"}
+            op=Op.DISMISS,
+            actor=actor,
+            reason=reason,
+            now=now,
+            fields={"outcome": CaseOutcome.DISMISSED},
         ),
     )
     return case
@@ -237,7 +241,7 @@ def resolve(session: Session, *, case_id: int, actor: str, reason: str, now: dat
             actor=actor,
             reason=reason,
             now=now,
-            fields={"outcome": "resolved"},
+            fields={"outcome": CaseOutcome.RESOLVED},
             email_context={"decision_reason": reason},
         ),
     )

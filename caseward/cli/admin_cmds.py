@@ -7,13 +7,13 @@ from typing import Annotated, Any
 import typer
 from sqlalchemy import func, select
 
-from cases.core.db import get_engine
+from cases.core.db import get_engine, unit_of_work
 from cases.core.migrate import upgrade
 from cases.core.models import Case
 from cases.core.settings import get_settings, masked
 from cases.email.delivery import deliver_pending
 from cases.lifecycle import sweeper
-from caseward.cli.common import STATE, emit, err, table, unit_of_work
+from caseward.cli.common import STATE, emit, err, table
 
 Json = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 

@@ -6,13 +6,14 @@ from typing import Annotated
 
 import typer
 
+from cases.core.db import unit_of_work
 from cases.core.errors import InvalidInput
 from cases.core.settings import get_settings
 from cases.enforcement import appeals
 from cases.enforcement.platform import get_adapter
 from cases.lifecycle import service
 from caseward.cli.case_cmds import CaseId, Json, Reason, resume_waiting_flow
-from caseward.cli.common import STATE, emit, unit_of_work
+from caseward.cli.common import STATE, emit
 
 appeal_app = typer.Typer(help="Appeals of enforcement decisions.", no_args_is_help=True)
 

@@ -7,10 +7,11 @@ from typing import Annotated, Any
 import typer
 from rich.console import Group
 
+from cases.core.db import unit_of_work
 from cases.core.schemas import AppRead
 from cases.lifecycle import queries
 from caseward.cli.case_cmds import Json, case_table
-from caseward.cli.common import emit, unit_of_work
+from caseward.cli.common import emit
 
 apps_app = typer.Typer(help="Registered apps and their cases.", no_args_is_help=True)
 

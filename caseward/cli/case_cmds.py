@@ -12,12 +12,13 @@ from rich.console import Group
 from rich.syntax import Syntax
 from rich.text import Text
 
+from cases.core.db import unit_of_work
 from cases.core.enums import CaseStatus, Policy, Severity
 from cases.core.models import Case
 from cases.core.schemas import CaseCreate, CaseDetail, CaseRead
 from cases.enforcement import planning
 from cases.lifecycle import escalation, notices, operations, queries, service
-from caseward.cli.common import STATE, emit, fmt_time, out, table, unit_of_work
+from caseward.cli.common import STATE, emit, fmt_time, out, table
 
 cases_app = typer.Typer(help="Open, inspect and decide enforcement cases.", no_args_is_help=True)
 
@@ -317,7 +318,7 @@ def approve_enforcement(
     with unit_of_work() as session:
         if dry_run:
             case = service.get_or_raise(session, case_id=case_id)
-            impact = planning.preview(session, case=case)
+            impact = planning.preview_impact(session, case=case)
             emit(impact, as_json, lambda: _impact_view(impact))
             return
         case = escalation.approve_enforcement(

@@ -5,8 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -14,10 +13,8 @@ from typing import Any
 from pydantic import BaseModel
 from rich.console import Console
 from rich.table import Table
-from sqlalchemy.orm import Session
 
 from cases.core.clock import parse_instant, utcnow
-from cases.core.db import get_engine, session_scope
 from cases.core.errors import InvalidInput
 from cases.core.settings import Settings, get_settings
 
@@ -51,13 +48,6 @@ STATE = CliState()
 
 def settings() -> Settings:
     return get_settings()
-
-
-@contextmanager
-def unit_of_work() -> Iterator[Session]:
-    """One transaction per command, on the configured database."""
-    with session_scope(get_engine()) as session:
-        yield session
 
 
 def to_jsonable(value: Any) -> Any:

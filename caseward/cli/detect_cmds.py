@@ -13,14 +13,15 @@ from typing import Annotated, Any
 import typer
 from rich.text import Text
 
-from cases.core.enums import Policy
+from cases.core.db import unit_of_work
+from cases.core.enums import FindingAction, Policy
 from cases.detection.finding import Finding
 from cases.detection.problems import ImportFailed
 from cases.detection.registry_import import ImportSummary, import_registry
 from cases.detection.run import banned_app_ids, detect_findings, load_snapshot
 from cases.detection.snapshot import Progress, Snapshot
 from cases.detection.to_cases import sync_findings
-from caseward.cli.common import STATE, emit, err, out, print_json, settings, table, unit_of_work
+from caseward.cli.common import STATE, emit, err, out, print_json, settings, table
 
 DataDir = Annotated[
     Path,
@@ -131,9 +132,9 @@ def _policy_table(findings: list[Finding]) -> Any:
             [
                 policy.value,
                 len(mine),
-                actions["opened"],
-                actions["refreshed"],
-                actions["unchanged"],
+                actions[FindingAction.OPENED],
+                actions[FindingAction.REFRESHED],
+                actions[FindingAction.UNCHANGED],
                 sum(len(f.app_ids) for f in mine),
                 " ".join(
                     f"{k}:{severities[k]}" for k in ("high", "medium", "low") if severities[k]

@@ -9,13 +9,13 @@ import typer
 from rich.text import Text
 from sqlalchemy import select
 
-from cases.core.db import get_engine
+from cases.core.db import get_engine, unit_of_work
 from cases.core.enums import EmailTemplate, OutboxStatus
 from cases.core.errors import InvalidInput, NotFound
 from cases.core.models import OutboxMessage
 from cases.email import delivery, review
-from cases.email.preview import preview
-from caseward.cli.common import STATE, emit, fmt_time, out, settings, table, unit_of_work
+from cases.email.preview import preview_email
+from caseward.cli.common import STATE, emit, fmt_time, out, settings, table
 
 outbox_app = typer.Typer(help="Developer e-mail waiting, sent, failed or uncertain.")
 email_app = typer.Typer(help="Developer e-mail templates.")
@@ -139,7 +139,7 @@ def send(
 
 
 @outbox_app.command("resolve")
-def resolve(
+def resolve_cmd(
     message_id: MessageId,
     sent: Annotated[bool, typer.Option("--sent", help="The provider did accept it.")] = False,
     resend: Annotated[
@@ -151,7 +151,7 @@ def resolve(
     if sent == resend:
         raise InvalidInput("give exactly one of --sent or --resend")
     with unit_of_work() as session:
-        message = review.resolve(
+        message = review.resolve_delivery(
             session,
             outbox_id=message_id,
             decision="sent" if sent else "resend",
@@ -174,7 +174,7 @@ def preview_cmd(
 ) -> None:
     """Render TEMPLATE for a case without storing or sending anything."""
     with unit_of_work() as session:
-        to, rendered = preview(
+        to, rendered = preview_email(
             session,
             case_id=case_id,
             template=template,

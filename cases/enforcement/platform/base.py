@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from cases.core.enums import AccountStatus, ActionKind, AppStatus
+from cases.core.enums import AccountStatus, ActionKind, AppStatus, TargetType
 
 # The status an action leaves its target in; graduated from mild to severe.
 EFFECT: dict[ActionKind, str] = {
@@ -22,7 +22,7 @@ class ActionSpec:
     """One action on one target, with the key that makes repeating it harmless."""
 
     kind: ActionKind
-    target_type: str  # "app" or "account"
+    target_type: TargetType
     target_id: str
     idempotency_key: str
 

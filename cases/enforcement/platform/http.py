@@ -55,7 +55,7 @@ class HttpAdapter:
     def _post(self, path: str, action: ActionSpec, body: dict[str, Any]) -> dict[str, Any]:
         payload = {
             "action": action.kind.value,
-            "target_type": action.target_type,
+            "target_type": action.target_type.value,
             "target_id": action.target_id,
         } | body
         headers = {"Idempotency-Key": action.idempotency_key + path.replace("/", "-")}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
-from cases.core.enums import AppStatus
+from cases.core.enums import AppStatus, TargetType
 from cases.core.errors import NotFound
 from cases.core.models import App, Developer
 from cases.enforcement.platform.base import APP_SEVERITY, EFFECT, ActionSpec
@@ -19,7 +19,7 @@ class RegistryAdapter:
     def _target(self, action: ActionSpec) -> App | Developer:
         target: App | Developer | None = (
             self.session.get(App, action.target_id)
-            if action.target_type == "app"
+            if action.target_type is TargetType.APP
             else self.session.get(Developer, action.target_id)
         )
         if target is None:
