@@ -19,7 +19,7 @@ from cases.core.models import App, Appeal, OutboxMessage
 from cases.enforcement import appeals
 from cases.enforcement.platform.registry import RegistryAdapter
 from cases.lifecycle import escalation, notices, operations, service
-from cases.lifecycle.states import TRANSITIONS, Op
+from cases.lifecycle.states import EVENTS, TRANSITIONS, Op
 from tests import factories as f
 from tests.conftest import reset_caches
 from tests.factories import T0, TIMES, days
@@ -478,7 +478,44 @@ LEAD_DECISIONS: dict[str, tuple[CaseStatus, Callable[[object, int, str], object]
             now=TIMES["decide"],
         ),
     ),
+    "assign": (
+        S.OPENED,
+        lambda s, i, who: operations.assign(s, case_id=i, actor=who, assignee="lead-cy", now=T0),
+    ),
+    "resolve_delivery": (
+        S.CHANGES_REQUESTED,
+        lambda s, i, who: notices.delivery_resolved(
+            s, case_id=i, outbox_id=1, resend=False, actor=who, reason="r", now=T0 + days(21)
+        ),
+    ),
 }
+
+# The operation each decision above records.
+LEAD_DECISION_OPS: dict[str, Op] = {
+    "confirm": Op.CONFIRM,
+    "dismiss": Op.DISMISS,
+    "resolve": Op.RESOLVE,
+    "reject_compliance": Op.REJECT_COMPLIANCE,
+    "extend": Op.EXTEND,
+    "approve_urgent": Op.APPROVE_URGENT,
+    "approve_enforcement": Op.APPROVE_ENFORCEMENT,
+    "decline_enforcement": Op.DECLINE_ENFORCEMENT,
+    "unblock_delivery": Op.DELIVERY_UNBLOCKED,
+    "uphold": Op.UPHOLD,
+    "overturn": Op.OVERTURN,
+    "assign": Op.ASSIGN,
+    "resolve_delivery": Op.DELIVERY_RESOLVED,
+}
+
+
+def test_every_lead_only_operation_is_tried_by_a_non_lead() -> None:
+    """The lead-only list comes from the state machine: an operation declared ``lead_only``
+    without a decision above (or a decision whose operation is not lead-only) fails here."""
+    lead_only = {op for op, spec in TRANSITIONS.items() if spec.lead_only} | {
+        op for op, event in EVENTS.items() if event.lead_only
+    }
+    assert set(LEAD_DECISION_OPS) == set(LEAD_DECISIONS)
+    assert set(LEAD_DECISION_OPS.values()) == lead_only
 
 
 @pytest.mark.parametrize("name", list(LEAD_DECISIONS))

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from itertools import product
+from pathlib import Path
 
 import pytest
 
@@ -20,6 +22,7 @@ from cases.lifecycle.states import (
     check_transition,
 )
 
+S = CaseStatus
 TRANSITION_PAIRS = list(product(TRANSITIONS, CaseStatus))
 EVENT_PAIRS = list(product(EVENTS, CaseStatus))
 
@@ -120,3 +123,48 @@ def test_timeouts_are_legal_transitions_of_timed_statuses() -> None:
     assert set(ON_TIMEOUT) == set(TIMERS)
     for status, op in ON_TIMEOUT.items():
         assert check_transition(op, status).sources >= {status}
+
+
+# The README's lifecycle diagram, edge by edge, written out by hand: a change to the table
+# must change this list (and the diagram) on purpose.
+README_EDGES: frozenset[tuple[CaseStatus, CaseStatus, Op]] = frozenset(
+    {
+        (S.OPENED, S.CONFIRMED, Op.CONFIRM),
+        (S.OPENED, S.DISMISSED, Op.DISMISS),
+        (S.CONFIRMED, S.DISMISSED, Op.DISMISS),
+        (S.CONFIRMED, S.OUTREACH_SENT, Op.SEND_OUTREACH),
+        (S.OUTREACH_SENT, S.CHANGES_REQUESTED, Op.REQUEST_CHANGES),
+        (S.OUTREACH_SENT, S.COMPLIANCE_REPORTED, Op.REPORT_COMPLIANCE),
+        (S.CHANGES_REQUESTED, S.COMPLIANCE_REPORTED, Op.REPORT_COMPLIANCE),
+        (S.COMPLIANCE_REPORTED, S.CHANGES_REQUESTED, Op.REJECT_COMPLIANCE),
+        (S.OUTREACH_SENT, S.RESOLVED, Op.RESOLVE),
+        (S.CHANGES_REQUESTED, S.RESOLVED, Op.RESOLVE),
+        (S.COMPLIANCE_REPORTED, S.RESOLVED, Op.RESOLVE),
+        (S.CHANGES_REQUESTED, S.ENFORCEMENT_DUE, Op.ESCALATE),
+        (S.CONFIRMED, S.ENFORCEMENT_DUE, Op.APPROVE_URGENT),
+        (S.OUTREACH_SENT, S.ENFORCEMENT_DUE, Op.APPROVE_URGENT),
+        (S.CHANGES_REQUESTED, S.ENFORCEMENT_DUE, Op.APPROVE_URGENT),
+        (S.COMPLIANCE_REPORTED, S.ENFORCEMENT_DUE, Op.APPROVE_URGENT),
+        (S.ENFORCEMENT_DUE, S.ENFORCED, Op.ENFORCE),
+        (S.ENFORCED, S.APPEALED, Op.SUBMIT_APPEAL),
+        (S.ENFORCED, S.CLOSED, Op.CLOSE),
+        (S.ENFORCEMENT_DUE, S.RESOLVED, Op.DECLINE_ENFORCEMENT),
+        (S.APPEALED, S.CLOSED, Op.UPHOLD),
+        (S.APPEALED, S.CLOSED, Op.OVERTURN),
+    }
+)
+
+
+def test_the_table_is_the_readme_diagram_edge_by_edge() -> None:
+    declared = {
+        (source, spec.target, op) for op, spec in TRANSITIONS.items() for source in spec.sources
+    }
+    assert declared - README_EDGES == set(), "in TRANSITIONS, missing from the diagram"
+    assert README_EDGES - declared == set(), "in the diagram, missing from TRANSITIONS"
+
+
+def test_the_readme_diagram_draws_the_same_edges() -> None:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    diagram = readme.split("stateDiagram-v2", 1)[1].split("```", 1)[0]
+    drawn = set(re.findall(r"^\s*(\w+) --> (\w+):", diagram, re.M))
+    assert drawn == {(source.value, target.value) for source, target, _ in README_EDGES}
