@@ -91,7 +91,7 @@ def send_outreach(session: Session, *, case_id: int, now: datetime) -> Case:
 
 
 def _send_outreach(session: Session, *, case: Case, now: datetime) -> Case:
-    """:func:`send_outreach` of a case the caller has locked (the sweeper)."""
+    """:func:`send_outreach` on a case the caller has locked (the sweeper)."""
     record(
         session,
         case=case,

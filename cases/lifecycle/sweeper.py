@@ -5,6 +5,10 @@ Rows are locked as they are selected (``FOR UPDATE SKIP LOCKED`` on PostgreSQL; 
 serialises writers with ``BEGIN IMMEDIATE``), so two sweepers running at once never
 perform a step twice, and a second sweep at the same time finds nothing left to do.
 One failing case is reported and rolled back to its savepoint; the batch goes on.
+
+A batch's cases are loaded (and locked) once, so the steps call the private variants of the
+lifecycle operations (``operations._send_outreach``, ``escalation._enforce``...), which take
+a locked case; every other caller uses the public ones, which take a case id and lock it.
 """
 
 from __future__ import annotations
