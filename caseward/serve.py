@@ -26,9 +26,19 @@ def local_environment() -> dict[str, str]:
     return env
 
 
+def server_environment(host: str, port: int) -> dict[str, str]:
+    """The local server's environment: its UI calls the API on this host and port (the UI
+    otherwise assumes port 4200, whatever ``--port`` says)."""
+    return local_environment() | {
+        "PREFECT_SERVER_API_HOST": host,
+        "PREFECT_SERVER_API_PORT": str(port),
+        "PREFECT_UI_API_URL": f"http://{host}:{port}/api",
+    }
+
+
 def start_server(host: str, port: int, timeout: float = 90) -> subprocess.Popen[bytes]:
     """Start ``prefect server start`` and wait until its API answers."""
-    env = local_environment()
+    env = server_environment(host, port)
     Path(env["PREFECT_HOME"]).mkdir(parents=True, exist_ok=True)
     log = (Path(env["PREFECT_HOME"]) / "server.log").open("ab")
     server = subprocess.Popen(
@@ -52,8 +62,13 @@ def start_server(host: str, port: int, timeout: float = 90) -> subprocess.Popen[
     raise RuntimeError(f"the Prefect server did not answer on {url} within {timeout:.0f}s")
 
 
-def serve_all(host: str = "127.0.0.1", port: int = 4200) -> None:
-    """Serve every deployment of prefect.yaml, starting a local server unless one is set."""
+def serve_all(host: str, port: int, deployments: Path | None = None) -> None:
+    """Serve every deployment of ``deployments`` (default: Caseward's prefect.yaml),
+    starting a local server unless ``PREFECT_API_URL`` names one.
+
+    Prefect reads its settings when first imported: it is imported only once the
+    environment points at the server.
+    """
     server = None
     if not os.environ.get("PREFECT_API_URL"):
         print(f"starting a local Prefect server (SQLite) on http://{host}:{port} ...")
@@ -61,13 +76,14 @@ def serve_all(host: str = "127.0.0.1", port: int = 4200) -> None:
         os.environ.update(local_environment())
         os.environ["PREFECT_API_URL"] = f"http://{host}:{port}/api"
     ui = os.environ["PREFECT_API_URL"].removesuffix("/api")
-    print(f"Prefect UI: {ui}  (deployments, runs, artifacts; Ctrl-C stops)")
+    os.environ.setdefault("PREFECT_UI_URL", ui)  # links to runs and case artifacts
+    print(f"Prefect UI: {ui}  (deployments, runs, artifacts; Ctrl-C stops)", flush=True)
     from prefect import serve
 
-    from flows.deployments import runner_deployments
+    from flows.deployments import PREFECT_YAML, runner_deployments
 
     try:
-        serve(*runner_deployments())
+        serve(*runner_deployments(deployments or PREFECT_YAML))
     finally:
         if server is not None:
             server.terminate()

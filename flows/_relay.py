@@ -28,7 +28,8 @@ from sqlalchemy import select, update
 
 from cases.core.db import unit_of_work
 from cases.core.models import Case, CaseEvent, RelayCursor
-from cases.lifecycle import service
+from cases.lifecycle import briefs
+from flows import _markdown
 
 EVENTS_CURSOR = "prefect-events"
 ARTIFACTS_CURSOR = "prefect-artifacts"
@@ -40,14 +41,21 @@ def event_uuid(event_id: int) -> uuid.UUID:
     return uuid.uuid5(NAMESPACE, f"case-event-{event_id}")
 
 
-def case_resource(case_id: int, policy: str, status: str) -> dict[str, str]:
-    return {
+def case_resource(
+    case_id: int, policy: str, status: str, data: dict[str, Any] | None = None
+) -> dict[str, str]:
+    """The case as a Prefect resource; an escalation also says whether a lead must approve
+    (``caseward.needs_approval``), which is what the approve-enforcement trigger matches."""
+    resource = {
         "prefect.resource.id": f"caseward.case.{case_id}",
         "prefect.resource.name": f"case {case_id}",
         "caseward.case_id": str(case_id),
         "caseward.policy": policy,
         "caseward.status": status,
     }
+    if data and "requires_approval" in data:
+        resource["caseward.needs_approval"] = str(bool(data["requires_approval"])).lower()
+    return resource
 
 
 def _read_cursor(name: str) -> int:
@@ -84,7 +92,7 @@ def emit_case_events(max_events: int) -> int:
     for event, policy in rows:
         emit_event(
             event=f"caseward.case.{event.kind}",
-            resource=case_resource(event.case_id, policy, event.to_status),
+            resource=case_resource(event.case_id, policy, event.to_status, event.data),
             payload={
                 "event_id": event.id,
                 "at": event.at.isoformat(),
@@ -120,48 +128,18 @@ def _cases_to_refresh(after: int, max_cases: int, scan: int) -> tuple[list[int],
     return list(chosen), last
 
 
-def _cell(text: Any) -> str:
-    return " ".join(str(text or "").split()).replace("|", "\\|")
-
-
-def case_markdown(case: Case, events: Sequence[CaseEvent]) -> str:
-    """A case's current status and its whole timeline, as the ``case-<id>`` artifact shows."""
-    deadline = case.deadline.strftime("%Y-%m-%d %H:%M UTC") if case.deadline else "-"
-    lines = [
-        f"# Case {case.id}: {case.status.value.replace('_', ' ')}",
-        "",
-        f"**Policy** {case.policy} · **Severity** {case.severity.value} · "
-        f"**Deadline** {deadline} · **Outcome** {case.outcome or '-'}",
-        "",
-        f"**Apps** {', '.join(a.id for a in case.apps) or '-'} · "
-        f"**Developers** {', '.join(d.id for d in case.developers) or '-'}",
-        "",
-        f"> {_cell(case.reason)}",
-        "",
-        "| # | When (UTC) | Step | From → To | By | Why |",
-        "|---|---|---|---|---|---|",
-    ]
-    lines += [
-        f"| {e.id} | {e.at:%Y-%m-%d %H:%M} | {e.kind} | {e.from_status or '·'} → "
-        f"{e.to_status} | {_cell(e.actor)} | {_cell(e.reason)} |"
-        for e in events
-    ]
-    return "\n".join(lines) + "\n"
-
-
 def refresh_case_artifacts(case_ids: Sequence[int]) -> int:
-    """Write the ``case-<id>`` markdown artifact of each case (one query for all timelines)."""
+    """Write the ``case-<id>`` markdown artifact of each case (a few queries for all)."""
     with unit_of_work() as session:
-        cases = service.get_many(session, case_ids=case_ids)
-        timeline: dict[int, list[CaseEvent]] = {c.id: [] for c in cases}
-        for event in session.scalars(
-            select(CaseEvent).where(CaseEvent.case_id.in_(case_ids)).order_by(CaseEvent.id)
-        ):
-            timeline[event.case_id].append(event)
-        pages = [(c.id, c.status.value, case_markdown(c, timeline[c.id])) for c in cases]
+        pages = [
+            (b.id, b.status, _markdown.render("case", c=b))
+            for b in briefs.case_briefs(session, case_ids=case_ids)
+        ]
     for case_id, status, markdown in pages:
         create_markdown_artifact(
-            markdown=markdown, key=f"case-{case_id}", description=f"Case {case_id}: {status}"
+            markdown=markdown,
+            key=f"case-{case_id}",
+            description=f"Case {case_id}: {status.replace('_', ' ')}",
         )
     return len(pages)
 

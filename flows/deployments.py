@@ -6,11 +6,22 @@ entries into runner deployments served from one local process.
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import yaml
 from prefect import Flow
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import (
+    DeploymentFilter,
+    DeploymentFilterName,
+    FlowRunFilter,
+    FlowRunFilterState,
+    FlowRunFilterStateType,
+)
+from prefect.client.schemas.objects import StateType
+from prefect.client.schemas.sorting import FlowRunSort
 from prefect.deployments.runner import RunnerDeployment
 from prefect.events.schemas.deployment_triggers import DeploymentEventTrigger
 from prefect.flows import load_flow_from_entrypoint
@@ -26,16 +37,26 @@ def specs(path: Path = PREFECT_YAML) -> list[dict[str, Any]]:
         return list(yaml.safe_load(handle)["deployments"])
 
 
+def absolute(entrypoint: str, root: Path = ROOT) -> str:
+    """An entrypoint (``flows/x.py:fn``, relative to the project root) as an absolute one."""
+    file, _, name = entrypoint.partition(":")
+    return f"{root / file}:{name}"
+
+
 def load_flow(entrypoint: str, root: Path = ROOT) -> Flow[..., Any]:
     """The flow an entrypoint (``flows/x.py:fn``) names, relative to the project root."""
-    file, _, name = entrypoint.partition(":")
-    return load_flow_from_entrypoint(f"{root / file}:{name}")
+    return load_flow_from_entrypoint(absolute(entrypoint, root))
 
 
 def runner_deployment(spec: dict[str, Any], root: Path = ROOT) -> RunnerDeployment:
-    """One ``prefect.yaml`` entry as a deployment ``prefect.serve`` can run."""
-    flow = load_flow(spec["entrypoint"], root)
-    deployment = flow.to_deployment(
+    """One ``prefect.yaml`` entry as a deployment ``prefect.serve`` can run.
+
+    Built from the entrypoint itself, as ``prefect deploy`` does, not from the flow object:
+    a flow made by a factory (the decision flows) is defined in another module than the one
+    that names it, and runs are loaded by the entrypoint.
+    """
+    return RunnerDeployment.from_entrypoint(
+        entrypoint=absolute(spec["entrypoint"], root),
         name=spec["name"],
         description=spec.get("description"),
         tags=spec.get("tags"),
@@ -43,9 +64,23 @@ def runner_deployment(spec: dict[str, Any], root: Path = ROOT) -> RunnerDeployme
         schedules=[Cron(s["cron"], timezone=s.get("timezone")) for s in spec.get("schedules", [])],
         triggers=[DeploymentEventTrigger(**t) for t in spec.get("triggers", [])],
     )
-    assert isinstance(deployment, RunnerDeployment)  # to_deployment is sync outside a loop
-    return deployment
 
 
 def runner_deployments(path: Path = PREFECT_YAML) -> list[RunnerDeployment]:
-    return [runner_deployment(spec, path.parent) for spec in specs(path)]
+    """The deployments of ``path``; entrypoints name Caseward's own flows, so they are found
+    under the project root wherever the file is (a copy with other schedules works too)."""
+    return [runner_deployment(spec, ROOT) for spec in specs(path)]
+
+
+def next_scheduled_run(deployment: str) -> datetime | None:
+    """When the server next runs ``deployment`` on its schedule; None if nothing is scheduled."""
+    with get_client(sync_client=True) as client:
+        runs = client.read_flow_runs(
+            deployment_filter=DeploymentFilter(name=DeploymentFilterName(any_=[deployment])),
+            flow_run_filter=FlowRunFilter(
+                state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.SCHEDULED]))
+            ),
+            sort=FlowRunSort.EXPECTED_START_TIME_ASC,
+            limit=1,
+        )
+    return runs[0].expected_start_time if runs else None

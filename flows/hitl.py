@@ -19,7 +19,7 @@ event (for an Automation to notify someone) and the markdown artifact ``case-<id
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 from uuid import UUID
 
 from prefect import get_run_logger, task
@@ -42,8 +42,8 @@ from prefect.events import emit_event
 from prefect.exceptions import FlowPauseTimeout
 from prefect.flow_runs import pause_flow_run, resume_flow_run, suspend_flow_run
 from prefect.input import RunInput
-from prefect.states import Completed, Failed, Running
-from pydantic import Field
+from prefect.states import Failed, Running
+from pydantic import Field, create_model, field_validator
 
 Kind = Literal["approve-enforcement", "review-appeal"]
 KINDS: tuple[Kind, ...] = ("approve-enforcement", "review-appeal")
@@ -55,38 +55,79 @@ DECIDE_COMMANDS = {
 }
 
 
-class EnforcementDecision(RunInput):
+class _Decision(RunInput):
+    """A lead's typed decision; who may decide is part of the form's JSON schema.
+
+    The server validates a submitted form against that schema before it resumes the run, so
+    a reviewer the lifecycle would refuse is refused in the UI and the run keeps waiting.
+    The validator below applies the same constraint when the flow loads the input.
+    """
+
+    decision: str  # each kind narrows it to its choices (declared here to come first)
+    reason: str = Field(min_length=1, description="Why; the developer reads it.")
+    reviewer: str = Field(min_length=1, description="The lead who decides.")
+
+    @field_validator("reviewer")
+    @classmethod
+    def _may_decide(cls, value: str) -> str:
+        extra = cls.model_fields["reviewer"].json_schema_extra
+        rules = extra if isinstance(extra, dict) else {}
+        allowed = rules.get("enum")
+        if isinstance(allowed, list) and value not in allowed:
+            raise ValueError(f"{value!r} may not decide this case (allowed: {allowed})")
+        barred = rules.get("not")
+        if isinstance(barred, dict) and value == barred.get("const"):
+            raise ValueError(f"{value!r} approved this enforcement; another lead must decide")
+        return value
+
+
+class EnforcementDecision(_Decision):
     """A lead's decision on a planned enforcement that needs approval."""
 
     decision: Literal["approve", "decline"] = Field(
-        description="approve: the planned actions are applied on the next advance run."
+        description="approve: the next advance-cases run applies the actions."
     )
-    reason: str = Field(min_length=1, description="Why; shown on the case timeline.")
-    reviewer: str = Field(min_length=1, description="The lead who decides.")
 
 
-class AppealDecision(RunInput):
+class AppealDecision(_Decision):
     """A lead's decision on a developer's appeal (not the lead who approved the enforcement)."""
 
     decision: Literal["uphold", "overturn"] = Field(
         description="overturn: every action is reversed and access restored."
     )
-    reason: str = Field(min_length=1, description="Why; sent to the developer.")
-    reviewer: str = Field(min_length=1, description="The lead who decides.")
 
 
-def wait_for_decision(model: type[T], *, timeout_seconds: int, poll_seconds: int) -> T | None:
-    """The lead's input, or None when the wait timed out (paused runs; see module doc)."""
+def decision_form(
+    model: type[T], *, reviewers: list[str] | None, barred: str | None, description: str
+) -> type[T]:
+    """``model`` for one case: the reviewer limited to ``reviewers`` (None: anyone) other
+    than ``barred``, and ``description`` shown above the form."""
+    rules: dict[str, Any] = {}
+    if reviewers is not None:
+        rules["enum"] = [r for r in reviewers if r != barred]
+    elif barred:
+        rules["not"] = {"const": barred}
+    reviewer = Field(min_length=1, description="The lead who decides.", json_schema_extra=rules)
+    form = create_model(model.__name__, __base__=model, reviewer=(str, reviewer))
+    return form.with_initial_data(description=description)
+
+
+def wait_for_decision(
+    model: type[T], *, timeout_seconds: int, poll_seconds: int, attempt: int = 1
+) -> T | None:
+    """The lead's input, or None when the wait timed out (paused runs; see module doc).
+
+    Each ``attempt`` is its own pause: a suspended run re-executed after a refused decision
+    gets the earlier answers back in order and then waits anew.
+    """
     context = FlowRunContext.get()
     deployed = bool(context and context.flow_run and context.flow_run.deployment_id)
+    key = f"decision-{attempt}"
     try:
         if deployed:
-            return suspend_flow_run(wait_for_input=model, timeout=timeout_seconds, key="decision")
+            return suspend_flow_run(wait_for_input=model, timeout=timeout_seconds, key=key)
         return pause_flow_run(
-            wait_for_input=model,
-            timeout=timeout_seconds,
-            poll_interval=poll_seconds,
-            key="decision",
+            wait_for_input=model, timeout=timeout_seconds, poll_interval=poll_seconds, key=key
         )
     except FlowPauseTimeout:
         # The server would now fail the run itself; take it back to Running so the run can
@@ -188,20 +229,3 @@ def resume_waiting(case_id: int, kind: Kind, decision: str, reason: str, reviewe
         resume_flow_run(run_id, run_input=run_input)
         resumed = True
     return resumed
-
-
-def as_state(result: dict[str, str]) -> State:
-    """The final state of a decision run from its settle task's result."""
-    if result["state"] == TIMED_OUT:
-        return Failed(name=TIMED_OUT, message=result["message"])
-    return Completed(name=result["state"], message=result["message"])
-
-
-def settled(state: str, message: str) -> dict[str, str]:
-    get_run_logger().info("%s: %s", state, message)
-    return {"state": state, "message": message}
-
-
-def timed_out(case_id: int, kind: str, timeout_hours: float) -> dict[str, str]:
-    state = escalate_timeout(case_id, kind, timeout_hours)
-    return {"state": TIMED_OUT, "message": state.message or ""}

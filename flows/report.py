@@ -1,7 +1,7 @@
 """report: the daily summary as table and markdown artifacts.
 
 Open cases by policy and status, deadlines in the coming week, enforcement and appeal
-outcomes, and the appeal overturn rate.
+outcomes, the appeal overturn rate, and the decisions waiting for a lead.
 """
 
 from __future__ import annotations
@@ -12,8 +12,10 @@ from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
+from cases.core.clock import parse_instant
 from cases.core.db import unit_of_work
 from cases.lifecycle import queries
+from flows import _markdown
 from flows._tasks import instant, resolve_now, run_name
 
 
@@ -30,21 +32,20 @@ def publish(report: dict[str, Any], now: str) -> None:
     create_table_artifact(report["open"], key="report-open-cases", description=f"at {now}")
     create_table_artifact(report["deadlines"], key="report-deadlines-this-week")
     create_table_artifact(report["actions"], key="report-enforcement-actions")
+    create_table_artifact(report["waiting"], key="report-waiting-decisions")
     rate = report["overturn_rate"]
-    appeals = ", ".join(f"{k}: {v}" for k, v in sorted(report["appeals"].items())) or "none"
-    open_total = sum(r["cases"] for r in report["open"])
     create_markdown_artifact(
         key="daily-report",
-        markdown=f"# Caseward daily report, {now[:10]}\n\n"
-        f"- open cases: **{open_total}**\n"
-        f"- deadlines in the next 7 days: **{len(report['deadlines'])}**\n"
-        f"- enforcement actions: "
-        + (
-            ", ".join(f"{a['action']} {a['status']}: {a['count']}" for a in report["actions"])
-            or "none"
-        )
-        + f"\n- appeals: {appeals}\n"
-        f"- appeal overturn rate: **{'-' if rate is None else f'{rate:.0%}'}**\n",
+        markdown=_markdown.render(
+            "daily_report",
+            date=now[:10],
+            open_total=sum(r["cases"] for r in report["open"]),
+            deadlines=len(report["deadlines"]),
+            actions=report["actions"],
+            appeals=sorted(report["appeals"].items()),
+            overturn_rate="-" if rate is None else f"{rate:.0%}",
+            waiting=[w | {"since": parse_instant(w["since"])} for w in report["waiting"]],
+        ),
     )
 
 

@@ -11,8 +11,8 @@ from sqlalchemy import Engine, select, update
 from cases.core.db import session_scope
 from cases.core.enums import CaseStatus, OutboxStatus
 from cases.core.models import Case, OutboxMessage, RelayCursor
-from cases.lifecycle import operations, service
-from flows._relay import case_markdown
+from cases.lifecycle import briefs, operations, service
+from flows import _markdown
 from flows.advance import advance_cases
 from flows.deliver import deliver_email
 from tests import factories as f
@@ -69,7 +69,7 @@ def test_advance_sends_outreach_and_the_next_delivery_publishes_it(sqlite_engine
 
     assert _cursors(sqlite_engine) == {9}  # open, confirm, send_outreach per case
     page = _artifact(f"case-{ids[0]}")
-    assert page is not None and "outreach sent" in page and "send_outreach" in page
+    assert page is not None and "outreach sent" in page and "send outreach" in page
 
 
 def test_one_failing_case_does_not_stop_the_batch(sqlite_engine: Engine) -> None:
@@ -99,13 +99,12 @@ def test_deliver_sends_the_outbox_and_starts_deadlines(sqlite_engine: Engine) ->
         case = service.get_or_raise(session, case_id=ids[0])
         assert case.deadline is not None
     page = _artifact(f"case-{ids[0]}")
-    assert page is not None and "notice_delivered" in page
+    assert page is not None and "notice delivered" in page
 
 
 def test_case_markdown_shows_status_and_timeline(sqlite_engine: Engine) -> None:
     ids = _confirmed(sqlite_engine, 1)
     with session_scope(sqlite_engine) as session:
-        case = service.get_or_raise(session, case_id=ids[0])
-        page = case_markdown(case, service.events(session, case_id=case.id))
+        page = _markdown.render("case", c=briefs.case_brief(session, case_id=ids[0]))
     assert page.startswith(f"# Case {ids[0]}: confirmed")
-    assert "| open |" in page and "| confirm |" in page
+    assert "· open ·" in page and "· confirm ·" in page

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
@@ -161,3 +162,114 @@ def test_expired_suspended_run_is_failed_and_escalated() -> None:
         state = client.read_flow_run(run.id).state
     assert state is not None and (state.name, state.is_failed()) == ("TimedOut", True)
     assert _latest_artifact("case-77-escalation") is not None
+
+
+def _form(run_id: object, key: str) -> str | None:
+    """What the Prefect UI shows above a paused run's form (its saved description)."""
+    from prefect.input.run_input import read_flow_run_input
+
+    value = read_flow_run_input(f"paused-{key}-description", flow_run_id=run_id)
+    return None if value is None else str(value)
+
+
+def _leads(monkeypatch: pytest.MonkeyPatch, *names: str) -> None:
+    from cases.core.settings import get_settings
+
+    monkeypatch.setenv("CASEWARD_LEADS", json.dumps(list(names)))
+    get_settings.cache_clear()
+
+
+def test_the_form_refuses_a_reviewer_who_is_not_a_lead_and_keeps_waiting(
+    sqlite_engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _leads(monkeypatch, "lead-ann", "lead-bob")
+    case_id = _enforced_or_due(sqlite_engine, Severity.HIGH)
+    run = Background(
+        lambda: approve_enforcement(case_id, timeout_hours=0.05, poll_seconds=1, return_state=True)
+    )
+    _wait_until_paused(case_id, "approve-enforcement")
+
+    with pytest.raises(RuntimeError, match="mallory"):  # the server refuses the form
+        resume_waiting(case_id, "approve-enforcement", "approve", "ban fits", "mallory")
+    assert waiting_runs(case_id, "approve-enforcement"), "the run keeps waiting"
+
+    assert resume_waiting(case_id, "approve-enforcement", "approve", "ban fits", "lead-bob")
+    assert run.join().name == "Approved"
+
+
+def test_a_decision_the_lifecycle_refuses_is_asked_again(
+    sqlite_engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _leads(monkeypatch, "lead-ann", "lead-cy")
+    case_id = _enforced_or_due(sqlite_engine, Severity.HIGH)
+    run = Background(
+        lambda: approve_enforcement(case_id, timeout_hours=0.05, poll_seconds=1, return_state=True)
+    )
+    _wait_until_paused(case_id, "approve-enforcement")
+    _leads(monkeypatch, "lead-ann")  # lead-cy leaves the team while the form is open
+
+    assert resume_waiting(case_id, "approve-enforcement", "approve", "ban fits", "lead-cy")
+    deadline = time.monotonic() + 30
+    while _count(sqlite_engine, case_id, Op.APPROVE_ENFORCEMENT) == 0:
+        runs = waiting_runs(case_id, "approve-enforcement")
+        if runs and _form(runs[0], "decision-2"):  # refused, and a new form is waiting
+            break
+        assert time.monotonic() < deadline, "the refused decision was not asked again"
+        time.sleep(0.3)
+    assert _count(sqlite_engine, case_id, Op.APPROVE_ENFORCEMENT) == 0
+
+    assert resume_waiting(case_id, "approve-enforcement", "approve", "ban fits", "lead-ann")
+    assert run.join().name == "Approved"
+    with session_scope(sqlite_engine) as session:
+        decision = session.scalars(select(Enforcement).where(Enforcement.case_id == case_id)).one()
+        assert decision.approved_by == "lead-ann"
+
+
+def test_the_form_shows_the_case_the_lead_decides(sqlite_engine: Engine) -> None:
+    case_id = _enforced_or_due(sqlite_engine, Severity.HIGH)
+    run = Background(
+        lambda: approve_enforcement(case_id, timeout_hours=0.05, poll_seconds=1, return_state=True)
+    )
+    _wait_until_paused(case_id, "approve-enforcement")
+    form = _form(waiting_runs(case_id, "approve-enforcement")[0], "decision-1")
+
+    assert form is not None
+    assert f"Case {case_id}: approve or decline" in form
+    assert "Spam reports per 1000 posts | 7\\.50" in form  # evidence, not raw JSON
+    assert "ban app" in form and "Impact if applied" in form
+    assert f"/artifacts/key/case-{case_id}" in form
+    resume_waiting(case_id, "approve-enforcement", "decline", "not this time", "lead-bob")
+    assert run.join().name == "Declined"
+
+
+def test_the_appeal_form_shows_the_statement_and_bars_the_approver(
+    sqlite_engine: Engine,
+) -> None:
+    case_id = _enforced_or_due(sqlite_engine, Severity.HIGH)
+    with session_scope(sqlite_engine) as session:
+        escalation.approve_enforcement(
+            session, case_id=case_id, actor="lead-ann", reason="ban", now=T0 + days(46)
+        )
+    sweeper.advance(sqlite_engine, now=T0 + days(47))
+    f.deliver_pending(sqlite_engine, now=T0 + days(47))
+    with session_scope(sqlite_engine) as session:
+        appeals.submit_appeal(
+            session,
+            case_id=case_id,
+            actor="d-dev",
+            statement="We removed the bot.\n![x](https://evil.example/track.png)",
+            now=T0 + days(50),
+        )
+    run = Background(
+        lambda: review_appeal(case_id, timeout_hours=0.05, poll_seconds=1, return_state=True)
+    )
+    _wait_until_paused(case_id, "review-appeal")
+    form = _form(waiting_runs(case_id, "review-appeal")[0], "decision-1")
+
+    assert form is not None and "> We removed the bot\\." in form
+    assert "![x](" not in form and "\\!\\[x\\]\\(" in form  # no image fetched from the developer
+    assert "lead\\-ann approved this enforcement and cannot decide its appeal" in form
+    with pytest.raises(RuntimeError, match="lead-ann"):
+        resume_waiting(case_id, "review-appeal", "uphold", "fits", "lead-ann")
+    assert resume_waiting(case_id, "review-appeal", "uphold", "fits", "lead-bob")
+    assert run.join().name == "Uphold"

@@ -68,6 +68,7 @@ class ActionStatus(StrEnum):
     PLANNED = "planned"
     APPLIED = "applied"
     REVERSED = "reversed"
+    DECLINED = "declined"  # a lead decided against the enforcement before it ran
 
 
 class AppealStatus(StrEnum):

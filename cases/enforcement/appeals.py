@@ -10,6 +10,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from cases.core.clock import readable
 from cases.core.enums import ActionStatus, AppealStatus, CaseOutcome, CaseStatus
 from cases.core.errors import GuardFailed
 from cases.core.models import Appeal, Case
@@ -29,9 +30,7 @@ def submit_appeal(
     check_transition(Op.SUBMIT_APPEAL, case.status)
     decision = enforcement_or_raise(session, case)
     if case.deadline is not None and now > case.deadline:
-        raise GuardFailed(
-            f"case {case.id}: the appeal window closed on {case.deadline.isoformat()}"
-        )
+        raise GuardFailed(f"case {case.id}: the appeal window closed on {readable(case.deadline)}")
     if session.scalar(select(Appeal.id).where(Appeal.enforcement_id == decision.id)):
         raise GuardFailed(f"case {case.id}: this enforcement was already appealed")
     session.add(

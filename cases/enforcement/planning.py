@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 from pydantic import BaseModel
@@ -81,13 +82,19 @@ def create(
     return enforcement
 
 
-def get_for_case(session: Session, *, case_id: int) -> Enforcement | None:
+def get_for_cases(session: Session, *, case_ids: Sequence[int]) -> list[Enforcement]:
+    """The enforcement decisions of ``case_ids``, actions loaded (one query for a batch)."""
     query = (
         select(Enforcement)
         .options(selectinload(Enforcement.actions))
-        .where(Enforcement.case_id == case_id)
+        .where(Enforcement.case_id.in_(case_ids))
     )
-    return session.scalars(query).one_or_none()
+    return list(session.scalars(query))
+
+
+def get_for_case(session: Session, *, case_id: int) -> Enforcement | None:
+    found = get_for_cases(session, case_ids=[case_id])
+    return found[0] if found else None
 
 
 def preview_impact(session: Session, *, case: Case) -> ImpactPreview:
@@ -128,6 +135,13 @@ def apply_all(enforcement: Enforcement, adapter: PlatformAdapter, *, now: dateti
         action.status = ActionStatus.APPLIED
         action.applied_at = now
     enforcement.executed_at = enforcement.executed_at or now
+
+
+def decline_planned(enforcement: Enforcement) -> None:
+    """A lead declined the enforcement: its planned actions will never run."""
+    for action in enforcement.actions:
+        if action.status == ActionStatus.PLANNED:
+            action.status = ActionStatus.DECLINED
 
 
 def reverse_all(enforcement: Enforcement, adapter: PlatformAdapter, *, now: datetime) -> None:

@@ -11,6 +11,7 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
+from cases.core.clock import readable
 from cases.core.enums import CaseOutcome, CaseStatus
 from cases.core.errors import GuardFailed
 from cases.core.models import Case, Enforcement
@@ -55,9 +56,18 @@ def _escalate(session: Session, *, case: Case, now: datetime) -> Case:
         raise GuardFailed(f"case {case.id}: the deadline has not passed")
     _require_evidence(case)
     check_transition(Op.ESCALATE, case.status)
-    reason = f"the deadline of {case.deadline.isoformat()} passed without the requested changes"
-    planning.create(session, case=case, reason=reason, urgent=False, approved_by=None, now=now)
-    record(session, case=case, change=Change(op=Op.ESCALATE, actor=SYSTEM, reason=reason, now=now))
+    reason = f"the deadline of {readable(case.deadline)} passed without the requested changes"
+    planned = planning.create(
+        session, case=case, reason=reason, urgent=False, approved_by=None, now=now
+    )
+    change = Change(
+        op=Op.ESCALATE,
+        actor=SYSTEM,
+        reason=reason,
+        now=now,
+        data={"requires_approval": planned.requires_approval},  # what the trigger matches
+    )
+    record(session, case=case, change=change)
     return case
 
 
@@ -129,6 +139,7 @@ def decline_enforcement(
             email_context={"decision_reason": reason},
         ),
     )
+    planning.decline_planned(enforcement_or_raise(session, case))
     return case
 
 

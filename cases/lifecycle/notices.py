@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from cases.core.clock import readable
 from cases.core.enums import CaseStatus, OutboxStatus
 from cases.core.errors import GuardFailed
 from cases.core.models import Case, CaseEvent, OutboxMessage
@@ -64,7 +65,7 @@ def notice_delivered(
             op=Op.NOTICE_DELIVERED,
             actor=SYSTEM,
             reason=f"{event.kind.replace('_', ' ')} notice delivered; "
-            f"deadline {deadline.isoformat()}",
+            f"deadline {readable(deadline)}",
             now=now,
             fields={"deadline": deadline, "next_reminder_at": reminder},
             data={"event_id": event_id, "sent_at": started.isoformat()},

@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from cases.core.clock import readable
 from cases.core.enums import CaseOutcome, CaseStatus
 from cases.core.errors import GuardFailed
 from cases.core.models import Case, ChangeRequest
@@ -306,7 +307,7 @@ def _send_reminder(session: Session, *, case: Case, now: datetime) -> Case:
         change=Change(
             op=Op.REMINDER_SENT,
             actor=SYSTEM,
-            reason=f"reminder: changes due {case.deadline.isoformat()}",
+            reason=f"reminder: changes due {readable(case.deadline)}",
             now=now,
             fields={"next_reminder_at": next_reminder(case.deadline, offsets, now)},
             email_context={"deadline": case.deadline},

@@ -20,7 +20,7 @@ from cases.core.schemas import (
     EventRead,
 )
 from cases.enforcement import planning
-from cases.lifecycle import service
+from cases.lifecycle import briefs, service
 from cases.lifecycle.states import TERMINAL
 
 
@@ -61,7 +61,8 @@ def app_detail(session: Session, *, app_id: str) -> AppRead:
 
 
 def daily_report(session: Session, *, now: datetime) -> dict[str, Any]:
-    """Open cases by policy and status, this week's deadlines, action and appeal outcomes."""
+    """Open cases by policy and status, this week's deadlines, action and appeal outcomes,
+    and the decisions waiting for a lead."""
     open_cases = session.execute(
         select(Case.policy, Case.status, func.count())
         .where(Case.status.not_in(TERMINAL))
@@ -97,4 +98,5 @@ def daily_report(session: Session, *, now: datetime) -> dict[str, Any]:
         "actions": [{"action": k.value, "status": s.value, "count": n} for k, s, n in actions],
         "appeals": dict(appeals),
         "overturn_rate": appeals["overturned"] / decided if decided else None,
+        "waiting": [w.model_dump(mode="json") for w in briefs.waiting_decisions(session)],
     }

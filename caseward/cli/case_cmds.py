@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections import Counter
 from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
@@ -325,7 +326,30 @@ def approve_enforcement(
             session, case_id=case_id, actor=STATE.who(), reason=reason, now=STATE.now()
         )
         _done(case, as_json)
+        planned = planning.preview_impact(session, case=case)
     resume_waiting_flow(case_id, "approve-enforcement", "approve", reason)
+    if not as_json:
+        out.print(_what_happens_next(planned))
+
+
+def _what_happens_next(planned: planning.ImpactPreview) -> str:
+    """When the approved actions are applied: on the next advance-cases run (its time, when
+    a Prefect server is configured), or now with ``caseward advance``."""
+    counts = Counter(a["kind"].replace("_", " ") for a in planned.actions)
+    actions = ", ".join(f"{kind} x{n}" for kind, n in sorted(counts.items()))
+    when = ""
+    if os.environ.get("PREFECT_API_URL"):
+        try:
+            from flows.deployments import next_scheduled_run
+
+            at = next_scheduled_run("advance-cases")
+            when = f", at about {fmt_time(at)}" if at else ""
+        except Exception as exc:  # the approval is recorded; only the estimate is missing
+            when = f" (its time is unknown: {type(exc).__name__})"
+    return (
+        f"next: {actions or 'the planned actions'} will be applied by the next advance-cases "
+        f"run{when}; to apply them now, run `caseward advance`"
+    )
 
 
 @cases_app.command("decline-enforcement")

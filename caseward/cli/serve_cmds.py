@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -11,7 +12,18 @@ def serve(
     host: Annotated[str, typer.Option("--host", help="Address of the local Prefect server.")] = (
         "127.0.0.1"
     ),
-    port: Annotated[int, typer.Option("--port", help="Port of the local Prefect server.")] = 4200,
+    port: Annotated[
+        int, typer.Option("--port", min=1, max=65535, help="Port of the local Prefect server.")
+    ] = 4200,
+    deployments: Annotated[
+        Path | None,
+        typer.Option(
+            "--deployments",
+            exists=True,
+            dir_okay=False,
+            help="A prefect.yaml to serve instead of Caseward's own (e.g. other schedules).",
+        ),
+    ] = None,
 ) -> None:
     """Start a local Prefect server (SQLite) and serve every deployment of prefect.yaml.
 
@@ -19,7 +31,7 @@ def serve(
     """
     from caseward.serve import serve_all
 
-    serve_all(host, port)
+    serve_all(host, port, deployments)
 
 
 def demo(

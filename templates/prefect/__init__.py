@@ -1,0 +1,1 @@
+"""What a lead reads in the Prefect UI: installed as the package data ``flows.templates``."""
