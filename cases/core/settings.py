@@ -266,6 +266,11 @@ class Settings(BaseSettings):
     database_url: str = Field(
         f"sqlite:///{DEFAULT_HOME / 'caseward.db'}", description="SQLAlchemy database URL."
     )
+    simulation: bool = Field(
+        False,
+        description="Simulation mode (demo, tests, rehearsals): simulated time and typed "
+        "identities are accepted, and no e-mail may reach a real developer.",
+    )
     now: datetime | None = Field(
         None, description="Simulated current time for every command (CASEWARD_NOW)."
     )
