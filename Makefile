@@ -33,8 +33,8 @@ test: $(STAMP) check
 check: lint typecheck
 
 lint: $(STAMP)
-	$(BIN)/ruff check caseward cases flows tests benchmarks
-	$(BIN)/ruff format --check caseward cases flows tests benchmarks
+	$(BIN)/ruff check caseward cases flows tests benchmarks docs
+	$(BIN)/ruff format --check caseward cases flows tests benchmarks docs
 
 typecheck: $(STAMP)
 	$(BIN)/mypy caseward cases flows

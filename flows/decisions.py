@@ -138,7 +138,7 @@ def decision_flow(kind: DecisionKind) -> Flow[..., State]:
     ) -> State:
         label_run(case_id, kind.name)
         link_case(case_id)
-        result = settled("AlreadyDecided", f"case {case_id} waits for no {kind.name} decision")
+        result: dict[str, str] | None = None
         attempt = 1
         while awaits(case_id):
             description, reviewers, barred = brief(case_id)
@@ -155,6 +155,8 @@ def decision_flow(kind: DecisionKind) -> Flow[..., State]:
             if result["state"] != REFUSED:
                 break
             attempt += 1
+        if result is None:
+            result = settled("AlreadyDecided", f"case {case_id} waits for no {kind.name} decision")
         relay_case_events(max_artifacts=50)
         return as_state(result)
 

@@ -7,6 +7,7 @@ list of waiting decisions. Plain data only; the wording is in ``templates/prefec
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -15,6 +16,7 @@ from pydantic import BaseModel
 from sqlalchemy import and_, select
 from sqlalchemy.orm import Session
 
+from cases.core.clock import parse_instant, readable
 from cases.core.enums import CaseStatus
 from cases.core.models import App, Appeal, Case, CaseEvent, ChangeRequest, Enforcement
 from cases.core.settings import get_settings
@@ -23,7 +25,10 @@ from cases.enforcement.catalog import get_catalog
 from cases.lifecycle import service
 from cases.lifecycle.states import ACTIVE_BEFORE_ENFORCEMENT
 
-EVIDENCE_SKIPPED = frozenset({"summary", "thresholds"})
+# shown elsewhere in the brief (the summary line, the apps table) or for tuning only
+EVIDENCE_SKIPPED = frozenset({"summary", "thresholds", "apps"})
+SHOWN_ITEMS = 3
+ISO_INSTANT = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d")
 
 
 class Highlight(BaseModel):
@@ -91,19 +96,34 @@ class CaseBrief(BaseModel):
     timeline: list[TimelineLine]
 
 
-def _short(value: Any) -> str:
-    """A scalar as a person reads it; lists and mappings are counted, not dumped."""
+def _scalar(value: Any) -> str:
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, float):
         return f"{value:,.2f}"
     if isinstance(value, int):
         return f"{value:,}"
-    if isinstance(value, Mapping):
-        return f"{len(value)} item(s)"
     if isinstance(value, list | tuple):
-        return f"{len(value)} item(s)"
-    return " ".join(str(value).split())
+        return ", ".join(_scalar(v) for v in value if not isinstance(v, Mapping | list | tuple))
+    text = " ".join(str(value).split())
+    return readable(parse_instant(text)) if ISO_INSTANT.match(text) else text
+
+
+def _record(value: Mapping[str, Any]) -> str:
+    """A record's plain fields (and lists of plain values) as ``key: value`` pairs."""
+    pairs = [(k, _scalar(v)) for k, v in value.items() if not isinstance(v, Mapping)]
+    return ", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in pairs if v)
+
+
+def _short(value: Any) -> str:
+    """A value as a person reads it in one table cell: a list by its first items and its size."""
+    if isinstance(value, Mapping):
+        return _record(value)
+    if isinstance(value, list | tuple):
+        items = [_record(v) if isinstance(v, Mapping) else _scalar(v) for v in value]
+        more = len(items) - SHOWN_ITEMS
+        return "; ".join(items[:SHOWN_ITEMS]) + (f"; and {more} more" if more > 0 else "")
+    return _scalar(value)
 
 
 def highlights(evidence: Mapping[str, Any]) -> list[Highlight]:
