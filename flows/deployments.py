@@ -28,7 +28,15 @@ from prefect.flows import load_flow_from_entrypoint
 from prefect.schedules import Cron
 
 ROOT = Path(__file__).resolve().parent.parent
-PREFECT_YAML = ROOT / "prefect.yaml"
+
+
+def _prefect_yaml() -> Path:
+    """The checkout's prefect.yaml; in an installed wheel, the copy packaged with ``flows``."""
+    checkout = ROOT / "prefect.yaml"
+    return checkout if checkout.is_file() else Path(__file__).resolve().parent / "prefect.yaml"
+
+
+PREFECT_YAML = _prefect_yaml()
 
 
 def specs(path: Path = PREFECT_YAML) -> list[dict[str, Any]]:

@@ -149,3 +149,17 @@ def test_a_case_runs_from_an_empty_folder_on_the_installed_wheel(installed: Inst
     )
     assert installed.marker in preview["text"]
     assert "<html" in preview["html"].lower()
+
+
+def test_serve_finds_its_deployments_in_the_installed_wheel(installed: Installed) -> None:
+    probe = (
+        "import json; from flows.deployments import PREFECT_YAML, runner_deployments; "
+        "print(json.dumps({'file': str(PREFECT_YAML), "
+        "'entrypoints': {d.name: d.entrypoint for d in runner_deployments()}}))"
+    )
+    found = json.loads(installed.run(str(installed.venv / "bin" / "python"), "-c", probe).stdout)
+    assert Path(found["file"]).is_relative_to(installed.site_packages)
+    assert set(found["entrypoints"]) >= {"advance-cases", "deliver-email", "approve-enforcement"}
+    for entrypoint in found["entrypoints"].values():
+        assert Path(entrypoint.partition(":")[0]).is_relative_to(installed.site_packages)
+    installed.run(str(installed.venv / "bin" / "caseward"), "serve", "--help")
