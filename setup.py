@@ -14,7 +14,11 @@ from setuptools.command.build_py import build_py
 class BuildPy(build_py):
     def run(self) -> None:
         super().run()
-        self.copy_file("prefect.yaml", str(Path(self.build_lib) / "flows" / "prefect.yaml"))
+        if self.editable_mode:  # an editable install reads the checkout's file
+            return
+        target = Path(self.build_lib) / "flows"
+        self.mkpath(str(target))
+        self.copy_file("prefect.yaml", str(target / "prefect.yaml"))
 
 
 setup(cmdclass={"build_py": BuildPy})
