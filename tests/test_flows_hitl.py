@@ -6,8 +6,10 @@ import json
 import time
 
 import pytest
+from prefect import Flow
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+from prefect.client.schemas.objects import State
 from prefect.client.schemas.sorting import ArtifactSort
 from prefect.states import Suspended
 from sqlalchemy import Engine, func, select
@@ -60,6 +62,13 @@ def _wait_until_paused(case_id: int, kind: Kind, seconds: float = 30) -> None:
     time.sleep(0.5)  # the input schema is saved just after the pause
 
 
+def _waiting(flow: Flow[..., State], case_id: int) -> Background:
+    """The decision flow started on a thread for ``case_id``, once it waits for its form."""
+    run = Background(lambda: flow(case_id, timeout_hours=0.05, poll_seconds=1, return_state=True))
+    _wait_until_paused(case_id, flow.name)  # type: ignore[arg-type]  (a decision flow's name)
+    return run
+
+
 def _latest_artifact(key: str) -> str | None:
     with get_client(sync_client=True) as client:
         found = client.read_artifacts(
@@ -78,10 +87,7 @@ def _count(engine: Engine, case_id: int, op: Op) -> int:
 
 def test_approval_given_in_the_ui_resumes_and_records(sqlite_engine: Engine) -> None:
     case_id = _enforced_or_due(sqlite_engine, Severity.HIGH)
-    run = Background(
-        lambda: approve_enforcement(case_id, timeout_hours=0.05, poll_seconds=1, return_state=True)
-    )
-    _wait_until_paused(case_id, "approve-enforcement")
+    run = _waiting(approve_enforcement, case_id)
 
     assert resume_waiting(case_id, "approve-enforcement", "approve", "ban fits", "lead-bob")
 
@@ -94,10 +100,7 @@ def test_approval_given_in_the_ui_resumes_and_records(sqlite_engine: Engine) -> 
 
 def test_decision_recorded_by_the_cli_is_not_recorded_twice(sqlite_engine: Engine) -> None:
     case_id = _enforced_or_due(sqlite_engine, Severity.HIGH)
-    run = Background(
-        lambda: approve_enforcement(case_id, timeout_hours=0.05, poll_seconds=1, return_state=True)
-    )
-    _wait_until_paused(case_id, "approve-enforcement")
+    run = _waiting(approve_enforcement, case_id)
     with session_scope(sqlite_engine) as session:  # what `caseward cases approve-enforcement` does
         escalation.approve_enforcement(
             session, case_id=case_id, actor="lead-cy", reason="urgent", now=T0 + days(47)
@@ -124,10 +127,7 @@ def test_no_decision_in_time_escalates(sqlite_engine: Engine) -> None:
 
 def test_overturned_appeal_restores_the_app(sqlite_engine: Engine) -> None:
     case_id = _appealed(sqlite_engine)
-    run = Background(
-        lambda: review_appeal(case_id, timeout_hours=0.05, poll_seconds=1, return_state=True)
-    )
-    _wait_until_paused(case_id, "review-appeal")
+    run = _waiting(review_appeal, case_id)
 
     assert resume_waiting(case_id, "review-appeal", "overturn", "limit added", "lead-bob")
 
@@ -184,10 +184,7 @@ def test_the_form_refuses_a_reviewer_who_is_not_a_lead_and_keeps_waiting(
 ) -> None:
     _leads(monkeypatch, "lead-ann", "lead-bob")
     case_id = _enforced_or_due(sqlite_engine, Severity.HIGH)
-    run = Background(
-        lambda: approve_enforcement(case_id, timeout_hours=0.05, poll_seconds=1, return_state=True)
-    )
-    _wait_until_paused(case_id, "approve-enforcement")
+    run = _waiting(approve_enforcement, case_id)
 
     with pytest.raises(RuntimeError, match="mallory"):  # the server refuses the form
         resume_waiting(case_id, "approve-enforcement", "approve", "ban fits", "mallory")
@@ -202,10 +199,7 @@ def test_a_decision_the_lifecycle_refuses_is_asked_again(
 ) -> None:
     _leads(monkeypatch, "lead-ann", "lead-cy")
     case_id = _enforced_or_due(sqlite_engine, Severity.HIGH)
-    run = Background(
-        lambda: approve_enforcement(case_id, timeout_hours=0.05, poll_seconds=1, return_state=True)
-    )
-    _wait_until_paused(case_id, "approve-enforcement")
+    run = _waiting(approve_enforcement, case_id)
     _leads(monkeypatch, "lead-ann")  # lead-cy leaves the team while the form is open
 
     assert resume_waiting(case_id, "approve-enforcement", "approve", "ban fits", "lead-cy")
@@ -227,10 +221,7 @@ def test_a_decision_the_lifecycle_refuses_is_asked_again(
 
 def test_the_form_shows_the_case_the_lead_decides(sqlite_engine: Engine) -> None:
     case_id = _enforced_or_due(sqlite_engine, Severity.HIGH)
-    run = Background(
-        lambda: approve_enforcement(case_id, timeout_hours=0.05, poll_seconds=1, return_state=True)
-    )
-    _wait_until_paused(case_id, "approve-enforcement")
+    run = _waiting(approve_enforcement, case_id)
     form = _form(waiting_runs(case_id, "approve-enforcement")[0], "decision-1")
 
     assert form is not None
@@ -260,10 +251,7 @@ def test_the_appeal_form_shows_the_statement_and_bars_the_approver(
             statement="We removed the bot.\n![x](https://evil.example/track.png)",
             now=T0 + days(50),
         )
-    run = Background(
-        lambda: review_appeal(case_id, timeout_hours=0.05, poll_seconds=1, return_state=True)
-    )
-    _wait_until_paused(case_id, "review-appeal")
+    run = _waiting(review_appeal, case_id)
     form = _form(waiting_runs(case_id, "review-appeal")[0], "decision-1")
 
     assert form is not None and "> We removed the bot\\." in form
