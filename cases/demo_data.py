@@ -25,6 +25,7 @@ from typing import Any, Literal
 import duckdb
 import pyarrow as pa
 
+from cases.detection import disguises
 from cases.detection.contract import FILES_BY_NAME
 
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
@@ -344,21 +345,27 @@ def generate(
     hours: int = 168,
     usage_hours: int = 30,
     active_percent: int = 50,
+    disguised: bool = False,
 ) -> dict[str, Any]:
-    """Write a snapshot of about ``apps`` apps to ``out``; returns its ground truth."""
+    """Write a snapshot of about ``apps`` apps to ``out``; returns its ground truth.
+
+    ``disguised`` adds duplicate apps hidden behind look-alike spellings, and their honest
+    look-alikes (:mod:`cases.detection.disguises`).
+    """
     out.mkdir(parents=True, exist_ok=True)
     rng = random.Random(seed)
     per_thousand = max(1, round(apps / 1000))
+    scenarios = [_violations, _decoys, *([disguises.plant] if disguised else [])]
     sizing = _Plant(rng, hours, next_dev=0, next_app=0)  # a dry run counts the planted apps
     for _ in range(per_thousand):
-        _violations(sizing)
-        _decoys(sizing)
+        for scenario in scenarios:
+            scenario(sizing)
     background = max(apps - sizing.next_app, 0)
     bg_devs = (background + 2) // 3
     plant = _Plant(random.Random(seed), hours, next_dev=bg_devs, next_app=background)
     for _ in range(per_thousand):
-        _violations(plant)
-        _decoys(plant)
+        for scenario in scenarios:
+            scenario(plant)
     with tempfile.TemporaryDirectory(prefix="caseward-demo-") as tmp:
         con = duckdb.connect(str(Path(tmp) / "demo.duckdb"))
         con.execute("SET TimeZone = 'UTC'; SET memory_limit = '2GB'")

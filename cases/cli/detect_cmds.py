@@ -153,13 +153,23 @@ def demo_data(
     apps: Annotated[int, typer.Option("--apps", min=100, help="About this many apps.")] = 5000,
     seed: Annotated[int, typer.Option("--seed", help="Random seed (same seed, same data).")] = 7,
     fmt: Annotated[FileFormat, typer.Option("--format", help="File format.")] = FileFormat.CSV,
+    disguised: Annotated[
+        bool,
+        typer.Option(
+            "--disguised", help="Also plant duplicate apps hidden behind look-alike spellings."
+        ),
+    ] = False,
     as_json: Json = False,
 ) -> None:
     """Write a synthetic platform with planted violations and planted look-alikes."""
     from cases.demo_data import generate
 
     truth = generate(
-        out_dir, apps=apps, seed=seed, fmt="parquet" if fmt is FileFormat.PARQUET else "csv"
+        out_dir,
+        apps=apps,
+        seed=seed,
+        fmt="parquet" if fmt is FileFormat.PARQUET else "csv",
+        disguised=disguised,
     )
     violations: dict[str, list[list[str]]] = truth["violations"]
     decoys: dict[str, list[list[str]]] = truth["not_violations"]
