@@ -13,11 +13,13 @@ Apps are only ever compared inside one party (account plus linked accounts), nev
 platform: parties up to ``duplicate_pairwise_max_party_apps`` apps compare all their pairs
 (about 3 per developer), larger parties only pairs that share a blocking key (normalised
 name, first name word, description start), and apps sharing a service host are paired by a
-hash join on (party, host). Two apps are linked when they share a service host, or their
-names (environment labels removed) are at least ``duplicate_name_similarity`` alike by
-rapidfuzz's token-sort ratio and neither is generic (``Test App``), or their informative
-descriptions are at least ``duplicate_description_similarity`` alike (by the lower of
-token-sort ratio and word-set Jaccard index). Linked apps form
+hash join on (party, host). Names and descriptions are compared as a person reads them: as
+skeletons (:mod:`cases.detection.skeleton`), so ``Hоllowvess3l404`` is ``Hollowvessel404``.
+Two apps are linked when they share a service host, or their names (environment labels
+removed) are at least ``duplicate_name_similarity`` alike by rapidfuzz's token-sort ratio or
+run together (re-spacing hides nothing) and neither is generic (``Test App``), or their
+informative descriptions are at least ``duplicate_description_similarity`` alike (by the
+lower of token-sort ratio and word-set Jaccard index). Linked apps form
 groups (connected components); a group is exempt only when it is at most 3 apps of one
 account, each labelled dev, staging or prod in both name and description, no label twice.
 
@@ -36,6 +38,7 @@ from rapidfuzz import fuzz
 from cases.detection.checks import q
 from cases.detection.finding import Finding
 from cases.detection.parties import UnionFind
+from cases.detection.skeleton import LOOKUP, register_lookup, skeleton, skeleton_sql
 from cases.enums import Policy, Severity
 from cases.settings import DetectionSettings
 
@@ -44,16 +47,25 @@ BATCH = 200_000
 
 def _label_case(settings: DetectionSettings, var: str) -> str:
     whens = " ".join(
-        f"WHEN {var} IN ({', '.join(q(w) for w in words)}) THEN {q(label)}"
+        f"WHEN {var} IN ({', '.join(q(skeleton(w)) for w in words)}) THEN {q(label)}"
         for label, words in settings.duplicate_env_labels.items()
     )
     return f"CASE {whens} END"
 
 
+def _sql_words(words: list[str]) -> str:
+    """A list literal of the skeletons of ``words`` (what the tokens are compared with)."""
+    return "[" + ", ".join(q(skeleton(w)) for w in words) + "]"
+
+
 def _prepare(con: duckdb.DuckDBPyConnection, settings: DetectionSettings) -> None:
-    label_words = [w for words in settings.duplicate_env_labels.values() for w in words]
-    words = "[" + ", ".join(q(w) for w in label_words) + "]"
-    generic = "[" + ", ".join(q(w.lower()) for w in settings.duplicate_generic_name_words) + "]"
+    """``dup_apps``: the apps of parties with two or more, their names and descriptions as
+    skeleton tokens, environment labels removed, and what the comparison needs."""
+    words = _sql_words([w for ws in settings.duplicate_env_labels.values() for w in ws])
+    generic = _sql_words(settings.duplicate_generic_name_words)
+    register_lookup(
+        con, "SELECT name FROM active_apps UNION ALL SELECT description FROM active_apps"
+    )
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE dup_apps AS
@@ -62,11 +74,13 @@ def _prepare(con: duckdb.DuckDBPyConnection, settings: DetectionSettings) -> Non
         ),
         tok AS (
             SELECT a.*,
-                list_filter(regexp_split_to_array(lower(a.name), '[^a-z0-9]+'),
-                            lambda x: x <> '') AS ntok,
-                list_filter(regexp_split_to_array(lower(a.description), '[^a-z0-9]+'),
-                            lambda x: x <> '') AS dtok
+                list_filter(regexp_split_to_array({skeleton_sql("a.name", "sn.skeleton")},
+                            '[^a-z0-9]+'), lambda x: x <> '') AS ntok,
+                list_filter(regexp_split_to_array({skeleton_sql("a.description", "sd.skeleton")},
+                            '[^a-z0-9]+'), lambda x: x <> '') AS dtok
             FROM active_apps a SEMI JOIN multi USING (party_id)
+            LEFT JOIN {LOOKUP} sn ON sn.text = a.name
+            LEFT JOIN {LOOKUP} sd ON sd.text = a.description
         ),
         core AS (
             SELECT *,
@@ -82,6 +96,7 @@ def _prepare(con: duckdb.DuckDBPyConnection, settings: DetectionSettings) -> Non
             created_at,
             array_to_string(ncore, ' ') AS name_core,
             array_to_string(list_sort(ncore), ' ') AS name_sorted,
+            array_to_string(ncore, '') AS name_compact,
             list_distinct(dcore) AS dwords,
             array_to_string(dcore, ' ') AS desc_core,
             coalesce(ncore[1], '') AS first_word,
@@ -94,6 +109,7 @@ def _prepare(con: duckdb.DuckDBPyConnection, settings: DetectionSettings) -> Non
         FROM core
         """
     )
+    con.unregister(LOOKUP)
 
 
 PAIRS_SQL = """
@@ -129,16 +145,19 @@ SELECT p.a_id, p.b_id, h.hosts FROM pairs p LEFT JOIN host_pairs h USING (a_id, 
 """
 
 # The WHERE clause only drops pairs that cannot reach a threshold: rapidfuzz's ratio is
-# 1 - indel / (len a + len b) and indel >= levenshtein, and the description score is at most
-# the word-set Jaccard index. So Python scores a handful of pairs, not every candidate.
+# 1 - indel / (len a + len b) and indel >= levenshtein (for the sorted words and for the
+# words run together), and the description score is at most the word-set Jaccard index.
+# So Python scores a handful of pairs, not every candidate.
 COMPARE_SQL = """
-SELECT p.a_id, p.b_id, p.hosts, a.name_core, b.name_core, a.generic OR b.generic,
-       a.desc_core, b.desc_core, a.informative AND b.informative
+SELECT p.a_id, p.b_id, p.hosts, a.name_core, b.name_core, a.name_compact, b.name_compact,
+       a.generic OR b.generic, a.desc_core, b.desc_core, a.informative AND b.informative
 FROM dup_pairs p JOIN dup_apps a ON a.app_id = p.a_id JOIN dup_apps b ON b.app_id = p.b_id
 WHERE p.hosts IS NOT NULL
    OR (NOT (a.generic OR b.generic)
-       AND 1 - levenshtein(a.name_sorted, b.name_sorted)
-           / nullif(length(a.name_sorted) + length(b.name_sorted), 0)::DOUBLE >= $name_min)
+       AND (1 - levenshtein(a.name_sorted, b.name_sorted)
+              / nullif(length(a.name_sorted) + length(b.name_sorted), 0)::DOUBLE >= $name_min
+            OR 1 - levenshtein(a.name_compact, b.name_compact)
+              / nullif(length(a.name_compact) + length(b.name_compact), 0)::DOUBLE >= $name_min))
    OR (a.informative AND b.informative
        AND len(list_intersect(a.dwords, b.dwords))
            / nullif(len(list_distinct(list_concat(a.dwords, b.dwords))), 0)::DOUBLE >= $desc_min)
@@ -154,10 +173,20 @@ def _links(con: duckdb.DuckDBPyConnection, settings: DetectionSettings) -> list[
     reader = con.sql(COMPARE_SQL, params=params).to_arrow_reader(BATCH)
     for batch in reader:
         columns = [batch.column(i).to_pylist() for i in range(batch.num_columns)]
-        for a_id, b_id, hosts, a_name, b_name, generic, a_desc, b_desc, informative in zip(
-            *columns, strict=True
-        ):
-            name_sim = 0.0 if generic else fuzz.token_sort_ratio(a_name, b_name) / 100
+        for (
+            a_id,
+            b_id,
+            hosts,
+            a_name,
+            b_name,
+            a_compact,
+            b_compact,
+            generic,
+            a_desc,
+            b_desc,
+            informative,
+        ) in zip(*columns, strict=True):
+            name_sim = 0.0 if generic else _name_similarity(a_name, b_name, a_compact, b_compact)
             desc_sim = _description_similarity(a_desc, b_desc) if informative else 0.0
             if hosts or name_sim >= name_min or desc_sim >= desc_min:
                 link: dict[str, Any] = {"apps": [a_id, b_id]}
@@ -165,11 +194,19 @@ def _links(con: duckdb.DuckDBPyConnection, settings: DetectionSettings) -> list[
                     link["shared_hosts"] = hosts
                 if not generic:
                     link["name_similarity"] = round(name_sim, 3)
+                if name_sim >= name_min:
+                    link["name_skeletons"] = [a_name, b_name]
                 if informative:
                     link["description_similarity"] = round(desc_sim, 3)
                 link["score"] = 1.0 if hosts else max(name_sim, desc_sim)
                 links.append(link)
     return links
+
+
+def _name_similarity(a: str, b: str, a_compact: str, b_compact: str) -> float:
+    """Skeleton names compared word by word in any order (rapidfuzz's token-sort ratio) or
+    run together, so that re-spacing (``Hollowvessel 404``) hides nothing."""
+    return max(fuzz.token_sort_ratio(a, b), fuzz.ratio(a_compact, b_compact)) / 100
 
 
 def _description_similarity(a: str, b: str) -> float:
@@ -296,6 +333,7 @@ def _finding(
                 "app_id": a["app_id"],
                 "developer_id": a["developer_id"],
                 "name": a["name"],
+                "name_skeleton": a["name_core"],
                 "description": str(a["description"])[:300],
                 "website": a["website"],
                 "callback_urls": a["callback_urls"],
