@@ -66,6 +66,7 @@ def _prepare(con: duckdb.DuckDBPyConnection, settings: DetectionSettings) -> Non
     register_lookup(
         con, "SELECT name FROM active_apps UNION ALL SELECT description FROM active_apps"
     )
+    labels = _label_case(settings, "x")
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE dup_apps AS
@@ -73,39 +74,44 @@ def _prepare(con: duckdb.DuckDBPyConnection, settings: DetectionSettings) -> Non
             SELECT party_id FROM active_apps GROUP BY party_id HAVING count(*) >= 2
         ),
         tok AS (
-            SELECT a.*,
-                list_filter(regexp_split_to_array({skeleton_sql("a.name", "sn.skeleton")},
-                            '[^a-z0-9]+'), lambda x: x <> '') AS ntok,
-                list_filter(regexp_split_to_array({skeleton_sql("a.description", "sd.skeleton")},
-                            '[^a-z0-9]+'), lambda x: x <> '') AS dtok
+            SELECT a.app_id, a.developer_id, a.party_id,
+                regexp_extract_all({skeleton_sql("a.name", "sn.skeleton")}, '[a-z0-9]+')
+                    AS ntok,
+                regexp_extract_all({skeleton_sql("a.description", "sd.skeleton")}, '[a-z0-9]+')
+                    AS dtok
             FROM active_apps a SEMI JOIN multi USING (party_id)
             LEFT JOIN {LOOKUP} sn ON sn.text = a.name
             LEFT JOIN {LOOKUP} sd ON sd.text = a.description
         ),
         core AS (
-            SELECT *,
-                list_filter(ntok, lambda x: NOT list_contains({words}, x)) AS ncore,
-                list_filter(dtok, lambda x: NOT list_contains({words}, x)) AS dcore,
-                list_distinct(list_transform(list_filter(ntok, lambda x: list_contains({words}, x)),
-                    lambda x: {_label_case(settings, "x")})) AS nlabels,
-                list_distinct(list_transform(list_filter(dtok, lambda x: list_contains({words}, x)),
-                    lambda x: {_label_case(settings, "x")})) AS dlabels
+            SELECT app_id, developer_id, party_id,
+                CASE WHEN list_has_any(ntok, {words})
+                     THEN list_filter(ntok, lambda x: NOT list_contains({words}, x))
+                     ELSE ntok END AS ncore,
+                CASE WHEN list_has_any(dtok, {words})
+                     THEN list_filter(dtok, lambda x: NOT list_contains({words}, x))
+                     ELSE dtok END AS dcore,
+                CASE WHEN list_has_any(ntok, {words}) THEN list_distinct(list_transform(
+                    list_filter(ntok, lambda x: list_contains({words}, x)), lambda x: {labels}))
+                    END AS nlabels,
+                CASE WHEN list_has_any(dtok, {words}) THEN list_distinct(list_transform(
+                    list_filter(dtok, lambda x: list_contains({words}, x)), lambda x: {labels}))
+                    END AS dlabels
             FROM tok
         )
-        SELECT app_id, developer_id, party_id, name, description, website, callback_urls,
-            created_at,
+        SELECT app_id, developer_id, party_id,
             array_to_string(ncore, ' ') AS name_core,
             array_to_string(list_sort(ncore), ' ') AS name_sorted,
             array_to_string(ncore, '') AS name_compact,
             list_distinct(dcore) AS dwords,
+            len(list_distinct(dcore)) AS nwords,
             array_to_string(dcore, ' ') AS desc_core,
             coalesce(ncore[1], '') AS first_word,
             CASE WHEN len(nlabels) = 1 THEN nlabels[1] END AS name_label,
             CASE WHEN len(dlabels) = 1 THEN dlabels[1] END AS desc_label,
-            len(list_filter(ncore, lambda x: NOT list_contains({generic}, x))) = 0 AS generic,
+            list_has_all({generic}, ncore) AS generic,
             length(array_to_string(dcore, ' ')) >= {settings.duplicate_min_description_chars}
-              AND len(list_filter(dcore, lambda x: NOT list_contains({generic}, x))) > 0
-              AS informative
+              AND NOT list_has_all({generic}, dcore) AS informative
         FROM core
         """
     )
@@ -145,23 +151,31 @@ SELECT p.a_id, p.b_id, h.hosts FROM pairs p LEFT JOIN host_pairs h USING (a_id, 
 """
 
 # The WHERE clause only drops pairs that cannot reach a threshold: rapidfuzz's ratio is
-# 1 - indel / (len a + len b) and indel >= levenshtein (for the sorted words and for the
-# words run together), and the description score is at most the word-set Jaccard index.
-# So Python scores a handful of pairs, not every candidate.
+# 1 - indel / (len a + len b) and indel >= levenshtein >= the difference of the lengths (for
+# the sorted words and for the words run together), and the description score is at most
+# the word-set Jaccard index i / (n a + n b - i) of i shared words. So Python scores a
+# handful of pairs, not every candidate, and cheap bounds go before costly ones.
 COMPARE_SQL = """
 SELECT p.a_id, p.b_id, p.hosts, a.name_core, b.name_core, a.name_compact, b.name_compact,
        a.generic OR b.generic, a.desc_core, b.desc_core, a.informative AND b.informative
 FROM dup_pairs p JOIN dup_apps a ON a.app_id = p.a_id JOIN dup_apps b ON b.app_id = p.b_id
 WHERE p.hosts IS NOT NULL
    OR (NOT (a.generic OR b.generic)
-       AND (1 - levenshtein(a.name_sorted, b.name_sorted)
-              / nullif(length(a.name_sorted) + length(b.name_sorted), 0)::DOUBLE >= $name_min
-            OR 1 - levenshtein(a.name_compact, b.name_compact)
-              / nullif(length(a.name_compact) + length(b.name_compact), 0)::DOUBLE >= $name_min))
+       AND ((abs(length(a.name_sorted) - length(b.name_sorted))
+               <= $name_edits * (length(a.name_sorted) + length(b.name_sorted)) + $slack
+             AND levenshtein(a.name_sorted, b.name_sorted)
+               <= $name_edits * (length(a.name_sorted) + length(b.name_sorted)) + $slack)
+         OR (abs(length(a.name_compact) - length(b.name_compact))
+               <= $name_edits * (length(a.name_compact) + length(b.name_compact)) + $slack
+             AND levenshtein(a.name_compact, b.name_compact)
+               <= $name_edits * (length(a.name_compact) + length(b.name_compact)) + $slack)))
    OR (a.informative AND b.informative
-       AND len(list_intersect(a.dwords, b.dwords))
-           / nullif(len(list_distinct(list_concat(a.dwords, b.dwords))), 0)::DOUBLE >= $desc_min)
+       AND least(a.nwords, b.nwords) >= $desc_min * greatest(a.nwords, b.nwords) - $slack
+       AND len(list_intersect(a.dwords, b.dwords)) * (1 + $desc_min)
+           >= $desc_min * (a.nwords + b.nwords) - $slack)
 """
+# the bounds err on the side of keeping a pair: Python decides at the exact threshold
+SLACK = 1e-6
 
 
 def _links(con: duckdb.DuckDBPyConnection, settings: DetectionSettings) -> list[dict[str, Any]]:
@@ -169,7 +183,7 @@ def _links(con: duckdb.DuckDBPyConnection, settings: DetectionSettings) -> list[
     name_min = settings.duplicate_name_similarity
     desc_min = settings.duplicate_description_similarity
     links: list[dict[str, Any]] = []
-    params = {"name_min": name_min, "desc_min": desc_min}
+    params = {"name_edits": 1 - name_min, "desc_min": desc_min, "slack": SLACK}
     reader = con.sql(COMPARE_SQL, params=params).to_arrow_reader(BATCH)
     for batch in reader:
         columns = [batch.column(i).to_pylist() for i in range(batch.num_columns)]
@@ -252,7 +266,9 @@ def detect(con: duckdb.DuckDBPyConnection, settings: DetectionSettings) -> list[
         pa.table({"app_id": list(member_of), "grp": list(member_of.values())}),
     )
     cursor = con.execute(
-        "SELECT m.grp, d.* FROM dup_members m JOIN dup_apps d USING (app_id) "
+        "SELECT m.grp, d.app_id, d.developer_id, d.party_id, d.name_core, d.name_label, "
+        "d.desc_label, x.name, x.description, x.website, x.callback_urls, x.created_at "
+        "FROM dup_members m JOIN dup_apps d USING (app_id) JOIN active_apps x USING (app_id) "
         "ORDER BY m.grp, d.app_id"
     )
     names = [c[0] for c in cursor.description or []]
