@@ -29,6 +29,7 @@ low for two apps of one account linked by names or descriptions only, medium oth
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import duckdb
@@ -58,11 +59,24 @@ def _sql_words(words: list[str]) -> str:
     return "[" + ", ".join(q(skeleton(w)) for w in words) + "]"
 
 
+def _any_of(words: list[str]) -> str:
+    """A regular expression alternation of the skeletons of ``words``."""
+    return "(?:" + "|".join(re.escape(skeleton(w)) for w in words) + ")"
+
+
 def _prepare(con: duckdb.DuckDBPyConnection, settings: DetectionSettings) -> None:
     """``dup_apps``: the apps of parties with two or more, their names and descriptions as
-    skeleton tokens, environment labels removed, and what the comparison needs."""
-    words = _sql_words([w for ws in settings.duplicate_env_labels.values() for w in ws])
-    generic = _sql_words(settings.duplicate_generic_name_words)
+    skeleton tokens, environment labels removed, and what the comparison needs.
+
+    Word lists are tested with regular expressions over the words joined by spaces (a
+    label word anywhere; only generic words), which DuckDB runs far faster than list
+    functions over a million rows.
+    """
+    label_words = [w for ws in settings.duplicate_env_labels.values() for w in ws]
+    words = _sql_words(label_words)
+    has_label = q(f"(?:^| ){_any_of(label_words)}(?: |$)")
+    generic_word = _any_of(settings.duplicate_generic_name_words)
+    only_generic = q(f"(?:{generic_word}(?: {generic_word})*)?")
     register_lookup(
         con, "SELECT name FROM active_apps UNION ALL SELECT description FROM active_apps"
     )
@@ -83,36 +97,46 @@ def _prepare(con: duckdb.DuckDBPyConnection, settings: DetectionSettings) -> Non
             LEFT JOIN {LOOKUP} sn ON sn.text = a.name
             LEFT JOIN {LOOKUP} sd ON sd.text = a.description
         ),
+        text AS (
+            SELECT *,
+                regexp_matches(array_to_string(ntok, ' '), {has_label}) AS nlabelled,
+                regexp_matches(array_to_string(dtok, ' '), {has_label}) AS dlabelled
+            FROM tok
+        ),
         core AS (
             SELECT app_id, developer_id, party_id,
-                CASE WHEN list_has_any(ntok, {words})
+                CASE WHEN nlabelled
                      THEN list_filter(ntok, lambda x: NOT list_contains({words}, x))
                      ELSE ntok END AS ncore,
-                CASE WHEN list_has_any(dtok, {words})
+                CASE WHEN dlabelled
                      THEN list_filter(dtok, lambda x: NOT list_contains({words}, x))
                      ELSE dtok END AS dcore,
-                CASE WHEN list_has_any(ntok, {words}) THEN list_distinct(list_transform(
+                CASE WHEN nlabelled THEN list_distinct(list_transform(
                     list_filter(ntok, lambda x: list_contains({words}, x)), lambda x: {labels}))
                     END AS nlabels,
-                CASE WHEN list_has_any(dtok, {words}) THEN list_distinct(list_transform(
+                CASE WHEN dlabelled THEN list_distinct(list_transform(
                     list_filter(dtok, lambda x: list_contains({words}, x)), lambda x: {labels}))
                     END AS dlabels
-            FROM tok
+            FROM text
+        ),
+        joined AS (
+            SELECT *, array_to_string(ncore, ' ') AS name_core,
+                array_to_string(dcore, ' ') AS desc_core, list_distinct(dcore) AS dwords
+            FROM core
         )
-        SELECT app_id, developer_id, party_id,
-            array_to_string(ncore, ' ') AS name_core,
+        SELECT app_id, developer_id, party_id, name_core,
             array_to_string(list_sort(ncore), ' ') AS name_sorted,
             array_to_string(ncore, '') AS name_compact,
-            list_distinct(dcore) AS dwords,
-            len(list_distinct(dcore)) AS nwords,
-            array_to_string(dcore, ' ') AS desc_core,
+            dwords,
+            len(dwords) AS nwords,
+            desc_core,
             coalesce(ncore[1], '') AS first_word,
             CASE WHEN len(nlabels) = 1 THEN nlabels[1] END AS name_label,
             CASE WHEN len(dlabels) = 1 THEN dlabels[1] END AS desc_label,
-            list_has_all({generic}, ncore) AS generic,
-            length(array_to_string(dcore, ' ')) >= {settings.duplicate_min_description_chars}
-              AND NOT list_has_all({generic}, dcore) AS informative
-        FROM core
+            regexp_full_match(name_core, {only_generic}) AS generic,
+            length(desc_core) >= {settings.duplicate_min_description_chars}
+              AND NOT regexp_full_match(desc_core, {only_generic}) AS informative
+        FROM joined
         """
     )
     con.unregister(LOOKUP)
