@@ -17,7 +17,12 @@ from cases.cli.common import STATE, emit, err, out, print_json, settings, table,
 from cases.detection.finding import Finding
 from cases.detection.problems import ImportFailed
 from cases.detection.registry_import import ImportSummary, import_registry
-from cases.detection.run import banned_app_ids, detect_findings, load_snapshot
+from cases.detection.run import (
+    banned_app_ids,
+    detect_findings,
+    load_snapshot,
+    registry_import_alongside,
+)
 from cases.detection.snapshot import Progress, Snapshot
 from cases.detection.to_cases import sync_findings
 from cases.enums import Policy
@@ -108,9 +113,10 @@ def detect(data: DataDir, as_json: Json = False) -> None:
     with _progress("detecting") as progress, _open(data, progress) as snapshot:
         with unit_of_work() as session:
             banned = banned_app_ids(session)
-        findings = detect_findings(snapshot, detection, banned=banned, progress=progress)
         with unit_of_work() as session:
-            summary = import_registry(session, snapshot, progress=progress)
+            with registry_import_alongside(session, snapshot, progress=progress) as importing:
+                findings = detect_findings(snapshot, detection, banned=banned, progress=progress)
+            summary, _seconds = importing.result()
             synced = sync_findings(session, findings, actor=actor, now=now, progress=progress)
     elapsed = time.perf_counter() - started
     if as_json:
