@@ -33,15 +33,7 @@ class Planter(Protocol):
 
     def link_value(self, kind: str) -> str: ...
 
-    def app(
-        self,
-        dev: str,
-        name: str,
-        desc: str = "",
-        site: str = "",
-        cbs: str = "",
-        limit: int | None = None,
-    ) -> str: ...
+    def app(self, dev: str, name: str, desc: str = "", site: str = "", cbs: str = "") -> str: ...
 
     def mark(self, bucket: dict[str, list[list[str]]], key: str, apps: list[str]) -> None: ...
 
