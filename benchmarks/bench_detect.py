@@ -6,7 +6,9 @@ the child's maximum resident set size (``wait4`` rusage). Usage::
 
     python benchmarks/bench_detect.py --sizes 10000,100000,1000000 --format parquet
 
-Prints one Markdown table row per size (paste into docs/detection.md).
+Prints one Markdown table row per size (paste into docs/detection.md), then the comparable
+figure: seconds of ``caseward detect`` per million apps (wall and CPU) at the largest size,
+with the machine's load average, since a shared machine stretches wall time.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ def _run(cmd: list[str], env: dict[str, str], log: Path) -> tuple[float, float, 
     return time.perf_counter() - start, cpu, usage.ru_maxrss, os.waitstatus_to_exitcode(status)
 
 
-def bench(size: int, fmt: str, workdir: Path, seed: int) -> dict[str, object]:
+def bench(size: int, fmt: str, workdir: Path, seed: int) -> dict[str, float]:
     folder = workdir / f"snap-{size}-{fmt}"
     database = workdir / f"bench-{size}-{fmt}.db"
     database.unlink(missing_ok=True)
@@ -109,8 +111,9 @@ def main() -> None:
         "| peak RSS | findings | generate |"
     )
     print("|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|")
+    result: dict[str, float] = {}
     for size in (int(s) for s in args.sizes.split(",")):
-        r = bench(size, args.format, workdir, args.seed)
+        result = r = bench(size, args.format, workdir, args.seed)
         print(
             f"| {r['apps']:,} | {r['developers']:,} | {r['usage_rows']:,} "
             f"| {r['snapshot_mib']:.0f} MiB | {args.format} | {r['detect_s']:.1f} s "
@@ -119,6 +122,12 @@ def main() -> None:
             f"| {r['generate_s']:.1f} s |",
             flush=True,
         )
+    per_million = 1_000_000 / result["apps"]
+    print(
+        f"detect ({args.format}): {result['detect_s'] * per_million:.1f} s per 1M apps wall, "
+        f"{result['detect_cpu_s'] * per_million:.1f} s CPU; "
+        f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
+    )
 
 
 if __name__ == "__main__":

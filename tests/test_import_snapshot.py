@@ -10,8 +10,10 @@ from sqlalchemy import Engine, select, update
 
 from cases.core.db import session_scope
 from cases.core.models import App, Developer
+from cases.core.settings import DetectionSettings
 from cases.detection.problems import ImportFailed
 from cases.detection.registry_import import import_registry
+from cases.detection.run import detect_findings, registry_import_alongside
 from cases.detection.snapshot import open_snapshot
 from tests.detection_fixtures import SnapshotBuilder, sqlite_engine
 
@@ -218,3 +220,29 @@ def test_reimport_on_each_backend(engine: Engine, tmp_path: Path) -> None:
         assert app is not None
         assert (app.name, app.status, app.rate_limit_per_hour) == ("Quote Bot 2", "restricted", 500)
         assert app.created_at.isoformat() == "2025-02-01T00:00:00+00:00"
+
+
+def test_import_beside_detection_is_one_unit_of_work_with_it(
+    engine: Engine, tmp_path: Path
+) -> None:
+    """The registry import runs in a second thread while the detectors run; when the
+    detectors fail, the block waits for the import and its rows roll back with the rest."""
+    with open_snapshot(base().write(tmp_path / "s")) as snap:
+        with (
+            pytest.raises(RuntimeError, match="a detector failed"),
+            session_scope(engine) as session,
+            registry_import_alongside(session, snap) as importing,
+        ):
+            detect_findings(snap, DetectionSettings())
+            raise RuntimeError("a detector failed")
+        assert importing.done()
+        with session_scope(engine) as session:
+            assert session.scalars(select(App)).all() == []
+        with session_scope(engine) as session:
+            with registry_import_alongside(session, snap) as importing:
+                findings = detect_findings(snap, DetectionSettings())
+            summary, seconds = importing.result()  # the session is the caller's again
+        assert (summary.apps_new, summary.developers_new) == (2, 2) and seconds > 0
+        assert findings == []
+    with session_scope(engine) as session:
+        assert len(session.scalars(select(App)).all()) == 2

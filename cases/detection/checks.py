@@ -102,6 +102,14 @@ def typed(col: Column, present: bool, native: str | None = None) -> str:
             return f"{v} AS {v}"
 
 
+PARSED_KINDS = (Kind.TIMESTAMP, Kind.COUNT, Kind.LIMIT)
+
+
+def parsed(col: Column, present: bool, native: str | None = None) -> bool:
+    """Whether :func:`typed` parses the column's text (``try_cast``) rather than taking it."""
+    return present and native is None and col.kind in PARSED_KINDS
+
+
 INTEGER_TYPES = (
     "BIGINT",
     "INTEGER",

@@ -13,11 +13,13 @@ Apps are only ever compared inside one party (account plus linked accounts), nev
 platform: parties up to ``duplicate_pairwise_max_party_apps`` apps compare all their pairs
 (about 3 per developer), larger parties only pairs that share a blocking key (normalised
 name, first name word, description start), and apps sharing a service host are paired by a
-hash join on (party, host). Two apps are linked when they share a service host, or their
-names (environment labels removed) are at least ``duplicate_name_similarity`` alike by
-rapidfuzz's token-sort ratio and neither is generic (``Test App``), or their informative
-descriptions are at least ``duplicate_description_similarity`` alike (by the lower of
-token-sort ratio and word-set Jaccard index). Linked apps form
+hash join on (party, host). Names and descriptions are compared as a person reads them: as
+skeletons (:mod:`cases.detection.skeleton`), so ``Hоllowvess3l404`` is ``Hollowvessel404``.
+Two apps are linked when they share a service host, or their names (environment labels
+removed) are at least ``duplicate_name_similarity`` alike by rapidfuzz's token-sort ratio or
+run together (re-spacing hides nothing) and neither is generic (``Test App``), or their
+informative descriptions are at least ``duplicate_description_similarity`` alike (by the
+lower of token-sort ratio and word-set Jaccard index). Linked apps form
 groups (connected components); a group is exempt only when it is at most 3 apps of one
 account, each labelled dev, staging or prod in both name and description, no label twice.
 
@@ -27,6 +29,7 @@ low for two apps of one account linked by names or descriptions only, medium oth
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import duckdb
@@ -38,22 +41,46 @@ from cases.core.settings import DetectionSettings
 from cases.detection.checks import q
 from cases.detection.finding import Finding
 from cases.detection.parties import UnionFind
+from cases.detection.skeleton import LOOKUP, register_lookup, skeleton, skeleton_sql
 
 BATCH = 200_000
 
 
 def _label_case(settings: DetectionSettings, var: str) -> str:
     whens = " ".join(
-        f"WHEN {var} IN ({', '.join(q(w) for w in words)}) THEN {q(label)}"
+        f"WHEN {var} IN ({', '.join(q(skeleton(w)) for w in words)}) THEN {q(label)}"
         for label, words in settings.duplicate_env_labels.items()
     )
     return f"CASE {whens} END"
 
 
+def _sql_words(words: list[str]) -> str:
+    """A list literal of the skeletons of ``words`` (what the tokens are compared with)."""
+    return "[" + ", ".join(q(skeleton(w)) for w in words) + "]"
+
+
+def _any_of(words: list[str]) -> str:
+    """A regular expression alternation of the skeletons of ``words``."""
+    return "(?:" + "|".join(re.escape(skeleton(w)) for w in words) + ")"
+
+
 def _prepare(con: duckdb.DuckDBPyConnection, settings: DetectionSettings) -> None:
-    label_words = [w for words in settings.duplicate_env_labels.values() for w in words]
-    words = "[" + ", ".join(q(w) for w in label_words) + "]"
-    generic = "[" + ", ".join(q(w.lower()) for w in settings.duplicate_generic_name_words) + "]"
+    """``dup_apps``: the apps of parties with two or more, their names and descriptions as
+    skeleton tokens, environment labels removed, and what the comparison needs.
+
+    Word lists are tested with regular expressions over the words joined by spaces (a
+    label word anywhere; only generic words), which DuckDB runs far faster than list
+    functions over a million rows.
+    """
+    label_words = [w for ws in settings.duplicate_env_labels.values() for w in ws]
+    words = _sql_words(label_words)
+    has_label = q(f"(?:^| ){_any_of(label_words)}(?: |$)")
+    generic_word = _any_of(settings.duplicate_generic_name_words)
+    only_generic = q(f"(?:{generic_word}(?: {generic_word})*)?")
+    register_lookup(
+        con, "SELECT name FROM active_apps UNION ALL SELECT description FROM active_apps"
+    )
+    labels = _label_case(settings, "x")
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE dup_apps AS
@@ -61,39 +88,58 @@ def _prepare(con: duckdb.DuckDBPyConnection, settings: DetectionSettings) -> Non
             SELECT party_id FROM active_apps GROUP BY party_id HAVING count(*) >= 2
         ),
         tok AS (
-            SELECT a.*,
-                list_filter(regexp_split_to_array(lower(a.name), '[^a-z0-9]+'),
-                            lambda x: x <> '') AS ntok,
-                list_filter(regexp_split_to_array(lower(a.description), '[^a-z0-9]+'),
-                            lambda x: x <> '') AS dtok
+            SELECT a.app_id, a.developer_id, a.party_id,
+                regexp_extract_all({skeleton_sql("a.name", "sn.skeleton")}, '[a-z0-9]+')
+                    AS ntok,
+                regexp_extract_all({skeleton_sql("a.description", "sd.skeleton")}, '[a-z0-9]+')
+                    AS dtok
             FROM active_apps a SEMI JOIN multi USING (party_id)
+            LEFT JOIN {LOOKUP} sn ON sn.text = a.name
+            LEFT JOIN {LOOKUP} sd ON sd.text = a.description
+        ),
+        text AS (
+            SELECT *,
+                regexp_matches(array_to_string(ntok, ' '), {has_label}) AS nlabelled,
+                regexp_matches(array_to_string(dtok, ' '), {has_label}) AS dlabelled
+            FROM tok
         ),
         core AS (
-            SELECT *,
-                list_filter(ntok, lambda x: NOT list_contains({words}, x)) AS ncore,
-                list_filter(dtok, lambda x: NOT list_contains({words}, x)) AS dcore,
-                list_distinct(list_transform(list_filter(ntok, lambda x: list_contains({words}, x)),
-                    lambda x: {_label_case(settings, "x")})) AS nlabels,
-                list_distinct(list_transform(list_filter(dtok, lambda x: list_contains({words}, x)),
-                    lambda x: {_label_case(settings, "x")})) AS dlabels
-            FROM tok
+            SELECT app_id, developer_id, party_id,
+                CASE WHEN nlabelled
+                     THEN list_filter(ntok, lambda x: NOT list_contains({words}, x))
+                     ELSE ntok END AS ncore,
+                CASE WHEN dlabelled
+                     THEN list_filter(dtok, lambda x: NOT list_contains({words}, x))
+                     ELSE dtok END AS dcore,
+                CASE WHEN nlabelled THEN list_distinct(list_transform(
+                    list_filter(ntok, lambda x: list_contains({words}, x)), lambda x: {labels}))
+                    END AS nlabels,
+                CASE WHEN dlabelled THEN list_distinct(list_transform(
+                    list_filter(dtok, lambda x: list_contains({words}, x)), lambda x: {labels}))
+                    END AS dlabels
+            FROM text
+        ),
+        joined AS (
+            SELECT *, array_to_string(ncore, ' ') AS name_core,
+                array_to_string(dcore, ' ') AS desc_core, list_distinct(dcore) AS dwords
+            FROM core
         )
-        SELECT app_id, developer_id, party_id, name, description, website, callback_urls,
-            created_at,
-            array_to_string(ncore, ' ') AS name_core,
+        SELECT app_id, developer_id, party_id, name_core,
             array_to_string(list_sort(ncore), ' ') AS name_sorted,
-            list_distinct(dcore) AS dwords,
-            array_to_string(dcore, ' ') AS desc_core,
+            array_to_string(ncore, '') AS name_compact,
+            dwords,
+            len(dwords) AS nwords,
+            desc_core,
             coalesce(ncore[1], '') AS first_word,
             CASE WHEN len(nlabels) = 1 THEN nlabels[1] END AS name_label,
             CASE WHEN len(dlabels) = 1 THEN dlabels[1] END AS desc_label,
-            len(list_filter(ncore, lambda x: NOT list_contains({generic}, x))) = 0 AS generic,
-            length(array_to_string(dcore, ' ')) >= {settings.duplicate_min_description_chars}
-              AND len(list_filter(dcore, lambda x: NOT list_contains({generic}, x))) > 0
-              AS informative
-        FROM core
+            regexp_full_match(name_core, {only_generic}) AS generic,
+            length(desc_core) >= {settings.duplicate_min_description_chars}
+              AND NOT regexp_full_match(desc_core, {only_generic}) AS informative
+        FROM joined
         """
     )
+    con.unregister(LOOKUP)
 
 
 PAIRS_SQL = """
@@ -129,20 +175,31 @@ SELECT p.a_id, p.b_id, h.hosts FROM pairs p LEFT JOIN host_pairs h USING (a_id, 
 """
 
 # The WHERE clause only drops pairs that cannot reach a threshold: rapidfuzz's ratio is
-# 1 - indel / (len a + len b) and indel >= levenshtein, and the description score is at most
-# the word-set Jaccard index. So Python scores a handful of pairs, not every candidate.
+# 1 - indel / (len a + len b) and indel >= levenshtein >= the difference of the lengths (for
+# the sorted words and for the words run together), and the description score is at most
+# the word-set Jaccard index i / (n a + n b - i) of i shared words. So Python scores a
+# handful of pairs, not every candidate, and cheap bounds go before costly ones.
 COMPARE_SQL = """
-SELECT p.a_id, p.b_id, p.hosts, a.name_core, b.name_core, a.generic OR b.generic,
-       a.desc_core, b.desc_core, a.informative AND b.informative
+SELECT p.a_id, p.b_id, p.hosts, a.name_core, b.name_core, a.name_compact, b.name_compact,
+       a.generic OR b.generic, a.desc_core, b.desc_core, a.informative AND b.informative
 FROM dup_pairs p JOIN dup_apps a ON a.app_id = p.a_id JOIN dup_apps b ON b.app_id = p.b_id
 WHERE p.hosts IS NOT NULL
    OR (NOT (a.generic OR b.generic)
-       AND 1 - levenshtein(a.name_sorted, b.name_sorted)
-           / nullif(length(a.name_sorted) + length(b.name_sorted), 0)::DOUBLE >= $name_min)
+       AND ((abs(length(a.name_sorted) - length(b.name_sorted))
+               <= $name_edits * (length(a.name_sorted) + length(b.name_sorted)) + $slack
+             AND levenshtein(a.name_sorted, b.name_sorted)
+               <= $name_edits * (length(a.name_sorted) + length(b.name_sorted)) + $slack)
+         OR (abs(length(a.name_compact) - length(b.name_compact))
+               <= $name_edits * (length(a.name_compact) + length(b.name_compact)) + $slack
+             AND levenshtein(a.name_compact, b.name_compact)
+               <= $name_edits * (length(a.name_compact) + length(b.name_compact)) + $slack)))
    OR (a.informative AND b.informative
-       AND len(list_intersect(a.dwords, b.dwords))
-           / nullif(len(list_distinct(list_concat(a.dwords, b.dwords))), 0)::DOUBLE >= $desc_min)
+       AND least(a.nwords, b.nwords) >= $desc_min * greatest(a.nwords, b.nwords) - $slack
+       AND len(list_intersect(a.dwords, b.dwords)) * (1 + $desc_min)
+           >= $desc_min * (a.nwords + b.nwords) - $slack)
 """
+# the bounds err on the side of keeping a pair: Python decides at the exact threshold
+SLACK = 1e-6
 
 
 def _links(con: duckdb.DuckDBPyConnection, settings: DetectionSettings) -> list[dict[str, Any]]:
@@ -150,14 +207,24 @@ def _links(con: duckdb.DuckDBPyConnection, settings: DetectionSettings) -> list[
     name_min = settings.duplicate_name_similarity
     desc_min = settings.duplicate_description_similarity
     links: list[dict[str, Any]] = []
-    params = {"name_min": name_min, "desc_min": desc_min}
+    params = {"name_edits": 1 - name_min, "desc_min": desc_min, "slack": SLACK}
     reader = con.sql(COMPARE_SQL, params=params).to_arrow_reader(BATCH)
     for batch in reader:
         columns = [batch.column(i).to_pylist() for i in range(batch.num_columns)]
-        for a_id, b_id, hosts, a_name, b_name, generic, a_desc, b_desc, informative in zip(
-            *columns, strict=True
-        ):
-            name_sim = 0.0 if generic else fuzz.token_sort_ratio(a_name, b_name) / 100
+        for (
+            a_id,
+            b_id,
+            hosts,
+            a_name,
+            b_name,
+            a_compact,
+            b_compact,
+            generic,
+            a_desc,
+            b_desc,
+            informative,
+        ) in zip(*columns, strict=True):
+            name_sim = 0.0 if generic else _name_similarity(a_name, b_name, a_compact, b_compact)
             desc_sim = _description_similarity(a_desc, b_desc) if informative else 0.0
             if hosts or name_sim >= name_min or desc_sim >= desc_min:
                 link: dict[str, Any] = {"apps": [a_id, b_id]}
@@ -165,11 +232,19 @@ def _links(con: duckdb.DuckDBPyConnection, settings: DetectionSettings) -> list[
                     link["shared_hosts"] = hosts
                 if not generic:
                     link["name_similarity"] = round(name_sim, 3)
+                if name_sim >= name_min:
+                    link["name_skeletons"] = [a_name, b_name]
                 if informative:
                     link["description_similarity"] = round(desc_sim, 3)
                 link["score"] = 1.0 if hosts else max(name_sim, desc_sim)
                 links.append(link)
     return links
+
+
+def _name_similarity(a: str, b: str, a_compact: str, b_compact: str) -> float:
+    """Skeleton names compared word by word in any order (rapidfuzz's token-sort ratio) or
+    run together, so that re-spacing (``Hollowvessel 404``) hides nothing."""
+    return max(fuzz.token_sort_ratio(a, b), fuzz.ratio(a_compact, b_compact)) / 100
 
 
 def _description_similarity(a: str, b: str) -> float:
@@ -215,7 +290,9 @@ def detect(con: duckdb.DuckDBPyConnection, settings: DetectionSettings) -> list[
         pa.table({"app_id": list(member_of), "grp": list(member_of.values())}),
     )
     cursor = con.execute(
-        "SELECT m.grp, d.* FROM dup_members m JOIN dup_apps d USING (app_id) "
+        "SELECT m.grp, d.app_id, d.developer_id, d.party_id, d.name_core, d.name_label, "
+        "d.desc_label, x.name, x.description, x.website, x.callback_urls, x.created_at "
+        "FROM dup_members m JOIN dup_apps d USING (app_id) JOIN active_apps x USING (app_id) "
         "ORDER BY m.grp, d.app_id"
     )
     names = [c[0] for c in cursor.description or []]
@@ -296,6 +373,7 @@ def _finding(
                 "app_id": a["app_id"],
                 "developer_id": a["developer_id"],
                 "name": a["name"],
+                "name_skeleton": a["name_core"],
                 "description": str(a["description"])[:300],
                 "website": a["website"],
                 "callback_urls": a["callback_urls"],

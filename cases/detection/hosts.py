@@ -27,8 +27,16 @@ PRIVATE_IP_RE = (
 )
 
 
-def _sql_list(values: list[str] | tuple[str, ...]) -> str:
-    return "[" + ", ".join(q(v.lower()) for v in values) + "]"
+# scheme, user info, "www.", then the host (a bracketed IPv6 address or a name), the port,
+# and the path with its query (up to the fragment): one pass over each URL
+URL_PARTS_RE = (
+    r"^[hH][tT][tT][pP][sS]?://(?:[^@/?#]*@)?(?:[wW][wW][wW]\.)?"
+    r"(\[[^\]]*\]|[^/:?#]+)(?::[^/?#]*)?([^#]*)"
+)
+
+
+def _sql_values(values: list[str] | tuple[str, ...]) -> str:
+    return ", ".join(q(v.lower()) for v in values)
 
 
 def placeholder_predicate(column: str, settings: DetectionSettings) -> str:
@@ -47,7 +55,7 @@ def placeholder_predicate(column: str, settings: DetectionSettings) -> str:
 
 def build_app_hosts(con: duckdb.DuckDBPyConnection, settings: DetectionSettings) -> None:
     """Create ``app_hosts(app_id, host, source)``: one row per app, service host and source."""
-    scoped = _sql_list(settings.path_scoped_hosts)
+    scoped = _sql_values(settings.path_scoped_hosts)
     con.execute(
         f"""
         CREATE OR REPLACE TABLE app_hosts AS
@@ -59,20 +67,20 @@ def build_app_hosts(con: duckdb.DuckDBPyConnection, settings: DetectionSettings)
             FROM active_apps WHERE callback_urls <> ''
         ),
         parsed AS (
-            SELECT app_id, source,
-                regexp_replace(rtrim(lower(regexp_extract(
-                    url, '^[hH][tT][tT][pP][sS]?://(?:[^@/?#]*@)?(\\[[^\\]]*\\]|[^/:?#]+)', 1
-                )), '.'), '^www\\.', '') AS host,
-                rtrim(lower(regexp_extract(url, '^[hH][tT][tT][pP][sS]?://[^/?#]*([^#]*)', 1)),
-                      '/') AS path
+            SELECT app_id, source, regexp_extract(url, {q(URL_PARTS_RE)}, ['host', 'path']) AS part
             FROM urls
+        ),
+        lowered AS (
+            SELECT app_id, source, rtrim(lower(part.host), '.') AS host,
+                rtrim(lower(part.path), '/') AS path
+            FROM parsed
         ),
         keyed AS (
             SELECT app_id, source,
-                CASE WHEN list_contains({scoped}, host)
+                CASE WHEN host IN ({scoped})
                      THEN CASE WHEN path = '' THEN '' ELSE host || path END
                      ELSE host END AS host
-            FROM parsed
+            FROM lowered
         )
         SELECT DISTINCT app_id, host, source FROM keyed
         WHERE NOT {placeholder_predicate("host", settings)}

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import duckdb
 from sqlalchemy import Table, func, or_, select
 from sqlalchemy.orm import Session
 
@@ -58,7 +59,7 @@ def _upsert(
     session: Session,
     table: Table,
     columns: list[str],
-    snapshot: Snapshot,
+    reader: duckdb.DuckDBPyConnection,
     sql: str,
     status: str,
     progress: Progress,
@@ -66,9 +67,9 @@ def _upsert(
     """Upsert every row of ``sql`` (first column: the key); returns (rows, new, changed)."""
     before = session.execute(select(func.count()).select_from(table)).scalar_one()
     if session.get_bind().dialect.name == "sqlite":
-        rows, written = _sqlite_rows(session, table, columns, snapshot, sql, status, progress)
+        rows, written = _sqlite_rows(session, table, columns, reader, sql, status, progress)
     else:
-        rows, written = _core_rows(session, table, columns, snapshot, sql, progress)
+        rows, written = _core_rows(session, table, columns, reader, sql, progress)
     after = session.execute(select(func.count()).select_from(table)).scalar_one()
     new = int(after) - int(before)
     changed = max(written - new, 0) if written >= 0 else -1
@@ -79,7 +80,7 @@ def _core_rows(
     session: Session,
     table: Table,
     columns: list[str],
-    snapshot: Snapshot,
+    reader: duckdb.DuckDBPyConnection,
     sql: str,
     progress: Progress,
 ) -> tuple[int, int]:
@@ -92,7 +93,7 @@ def _core_rows(
         where=or_(*(table.c[c].is_distinct_from(insert.excluded[c]) for c in updated)),
     )
     stmt = upsert.returning(table.c[columns[0]])  # rows inserted or changed, not skipped ones
-    cursor = snapshot.con.execute(sql.format(created="created_at"))
+    cursor = reader.execute(sql.format(created="created_at"))
     rows = written = 0
     while batch := cursor.fetchmany(BATCH):
         result = session.execute(stmt, [_row(columns, values) for values in batch])
@@ -106,7 +107,7 @@ def _sqlite_rows(
     session: Session,
     table: Table,
     columns: list[str],
-    snapshot: Snapshot,
+    reader: duckdb.DuckDBPyConnection,
     sql: str,
     status: str,
     progress: Progress,
@@ -126,7 +127,7 @@ def _sqlite_rows(
         + " OR ".join(f"{name}.{c} IS NOT excluded.{c}" for c in updated)
     )
     connection = session.connection()
-    cursor = snapshot.con.execute(sql.format(created=SQLITE_TIME))
+    cursor = reader.execute(sql.format(created=SQLITE_TIME))
     rows = written = 0
     while batch := cursor.fetchmany(BATCH * 10):
         result = connection.exec_driver_sql(statement, batch)
@@ -147,37 +148,45 @@ def _row(columns: list[str], values: tuple[Any, ...]) -> dict[str, Any]:
 def import_registry(
     session: Session, snapshot: Snapshot, *, progress: Progress | None = None
 ) -> ImportSummary:
-    """Upsert the snapshot's developers and apps; never touches ``status``."""
+    """Upsert the snapshot's developers and apps; never touches ``status``.
+
+    The snapshot is read through a cursor of its own, so the import may run in a thread
+    beside other work on the snapshot (``cases.detection.run.registry_import_alongside``).
+    """
     report = progress or (lambda _m: None)
     dev_table = Developer.__table__
     app_table = App.__table__
     assert isinstance(dev_table, Table) and isinstance(app_table, Table)
-    devs = _upsert(
-        session,
-        dev_table,
-        ["id", "handle", "email", "created_at"],
-        snapshot,
-        DEVELOPERS_SQL,
-        AccountStatus.ACTIVE.value,
-        report,
-    )
-    apps = _upsert(
-        session,
-        app_table,
-        [
-            "id",
-            "developer_id",
-            "name",
-            "description",
-            "website",
-            "callback_urls",
-            "created_at",
-            "rate_limit_per_hour",
-            "requests_7d",
-        ],
-        snapshot,
-        APPS_SQL,
-        AppStatus.ACTIVE.value,
-        report,
-    )
+    reader = snapshot.con.cursor()
+    try:
+        devs = _upsert(
+            session,
+            dev_table,
+            ["id", "handle", "email", "created_at"],
+            reader,
+            DEVELOPERS_SQL,
+            AccountStatus.ACTIVE.value,
+            report,
+        )
+        apps = _upsert(
+            session,
+            app_table,
+            [
+                "id",
+                "developer_id",
+                "name",
+                "description",
+                "website",
+                "callback_urls",
+                "created_at",
+                "rate_limit_per_hour",
+                "requests_7d",
+            ],
+            reader,
+            APPS_SQL,
+            AppStatus.ACTIVE.value,
+            report,
+        )
+    finally:
+        reader.close()
     return ImportSummary(devs[0], devs[1], devs[2], apps[0], apps[1], apps[2])

@@ -29,6 +29,7 @@ from cases.detection.checks import (
     ident,
     native_kind,
     parquet_column,
+    parsed,
     q,
     typed,
 )
@@ -46,6 +47,7 @@ class _Source:
     columns: list[str] = field(default_factory=list)
     native: dict[str, str] = field(default_factory=dict)  # Parquet columns of native type
     loaded: bool = False  # raw table exists with trustworthy row order
+    typed_view: bool = False  # the typed table is a view over the raw one (kept)
     _newlines: bool | None = None
 
     @property
@@ -140,7 +142,7 @@ class _Validator:
                 self._check_key(source)
                 self._check_references(source)
         for source in self.sources.values():
-            if source.path is not None:
+            if source.path is not None and not source.typed_view:
                 self.con.execute(f"DROP TABLE IF EXISTS {ident('raw_' + source.spec.name)}")
         if self.total:
             raise ImportFailed(sorted(self.problems), self.total)
@@ -315,14 +317,20 @@ class _Validator:
         self.total += sum(int(n) for n in found) - len(detail)
 
     def _build_typed(self, source: _Source) -> None:
+        """The typed table. Parsing text (timestamps, numbers) is done once, into a table;
+        where nothing is parsed (a Parquet file of native types, plain text) it is a view
+        over the loaded rows, so that a large file is not copied a second time."""
         spec = source.spec
         table = ident(spec.name)
         if source.loaded:
-            select = ", ".join(
-                typed(c, c.name in source.columns, source.native.get(c.name)) for c in spec.columns
-            )
+            columns = [
+                (c, c.name in source.columns, source.native.get(c.name)) for c in spec.columns
+            ]
+            select = ", ".join(typed(*column) for column in columns)
+            source.typed_view = not any(parsed(*column) for column in columns)
+            kind = "VIEW" if source.typed_view else "TABLE"
             self.con.execute(
-                f"CREATE TABLE {table} AS SELECT rowid AS rn, {select} "
+                f"CREATE {kind} {table} AS SELECT rowid AS rn, {select} "
                 f"FROM {ident('raw_' + spec.name)}"
             )
         else:
@@ -336,6 +344,13 @@ class _Validator:
         table = ident(source.spec.name)
         cols = ", ".join(ident(k) for k in key)
         not_null = " AND ".join(f"{ident(k)} IS NOT NULL" for k in key)
+        # distinct hashes of distinct keys: no fewer than rows means no duplicate (the
+        # exact, slower count runs only when they differ, duplicates or a hash collision)
+        hashes = self.con.execute(
+            f"SELECT count(*) - count(DISTINCT hash({cols})) FROM {table} WHERE {not_null}"
+        ).fetchall()
+        if not hashes[0][0]:
+            return
         row = self.con.execute(
             f"SELECT coalesce(sum(n - 1), 0) FROM (SELECT count(*) AS n FROM {table} "
             f"WHERE {not_null} GROUP BY {cols} HAVING count(*) > 1)"

@@ -75,6 +75,11 @@ def _checked(
     return case.status, change.fields, (*event.emails, *change.emails)
 
 
+def event_data(fields: Mapping[str, Any], data: Mapping[str, Any]) -> dict[str, Any]:
+    """An event's ``data``: its context, and under ``set`` the case fields it changed."""
+    return {**data, "set": history.encode(dict(fields))}
+
+
 def record(session: Session, *, case: Case, change: Change) -> CaseEvent:
     """Append the event of ``change``, apply it to ``case`` and enqueue its e-mails.
 
@@ -85,8 +90,7 @@ def record(session: Session, *, case: Case, change: Change) -> CaseEvent:
     target, fields, emails = _checked(case, change)
     if not change.reason or not change.reason.strip():
         raise InvalidInput("a reason is required")
-    payload = dict(change.data)
-    payload["set"] = history.encode(dict(fields))
+    payload = event_data(fields, change.data)
     case.event_count = (case.event_count or 0) + 1
     event = CaseEvent(
         case=case,

@@ -18,7 +18,12 @@ from cases.core.enums import FindingAction, Policy
 from cases.detection.finding import Finding
 from cases.detection.problems import ImportFailed
 from cases.detection.registry_import import ImportSummary, import_registry
-from cases.detection.run import banned_app_ids, detect_findings, load_snapshot
+from cases.detection.run import (
+    banned_app_ids,
+    detect_findings,
+    load_snapshot,
+    registry_import_alongside,
+)
 from cases.detection.snapshot import Progress, Snapshot
 from cases.detection.to_cases import sync_findings
 from caseward.cli.common import STATE, emit, err, out, print_json, settings, table
@@ -109,9 +114,10 @@ def detect(data: DataDir, as_json: Json = False) -> None:
     with _progress("detecting") as progress, _open(data, progress) as snapshot:
         with unit_of_work() as session:
             banned = banned_app_ids(session)
-        findings = detect_findings(snapshot, detection, banned=banned, progress=progress)
         with unit_of_work() as session:
-            summary = import_registry(session, snapshot, progress=progress)
+            with registry_import_alongside(session, snapshot, progress=progress) as importing:
+                findings = detect_findings(snapshot, detection, banned=banned, progress=progress)
+            summary, _seconds = importing.result()
             synced = sync_findings(session, findings, actor=actor, now=now, progress=progress)
     elapsed = time.perf_counter() - started
     if as_json:
@@ -154,13 +160,23 @@ def demo_data(
     apps: Annotated[int, typer.Option("--apps", min=100, help="About this many apps.")] = 5000,
     seed: Annotated[int, typer.Option("--seed", help="Random seed (same seed, same data).")] = 7,
     fmt: Annotated[FileFormat, typer.Option("--format", help="File format.")] = FileFormat.CSV,
+    disguised: Annotated[
+        bool,
+        typer.Option(
+            "--disguised", help="Also plant duplicate apps hidden behind look-alike spellings."
+        ),
+    ] = False,
     as_json: Json = False,
 ) -> None:
     """Write a synthetic platform with planted violations and planted look-alikes."""
     from cases.detection.synthetic import generate
 
     truth = generate(
-        out_dir, apps=apps, seed=seed, fmt="parquet" if fmt is FileFormat.PARQUET else "csv"
+        out_dir,
+        apps=apps,
+        seed=seed,
+        fmt="parquet" if fmt is FileFormat.PARQUET else "csv",
+        disguised=disguised,
     )
     violations: dict[str, list[list[str]]] = truth["violations"]
     decoys: dict[str, list[list[str]]] = truth["not_violations"]

@@ -17,6 +17,7 @@ import duckdb
 import pyarrow as pa
 
 from cases.detection.contract import FILES_BY_NAME
+from cases.detection.synthetic import disguises
 from cases.detection.synthetic.background import build_background
 from cases.detection.synthetic.plants import Plant, plant_decoys, plant_violations
 
@@ -30,21 +31,27 @@ def generate(
     hours: int = 168,
     usage_hours: int = 30,
     active_percent: int = 50,
+    disguised: bool = False,
 ) -> dict[str, Any]:
-    """Write a snapshot of about ``apps`` apps to ``out``; returns its ground truth."""
+    """Write a snapshot of about ``apps`` apps to ``out``; returns its ground truth.
+
+    ``disguised`` adds duplicate apps hidden behind look-alike spellings, and their honest
+    look-alikes (:mod:`cases.detection.synthetic.disguises`).
+    """
     out.mkdir(parents=True, exist_ok=True)
     rng = random.Random(seed)
     per_thousand = max(1, round(apps / 1000))
+    scenarios = [plant_violations, plant_decoys, *([disguises.plant] if disguised else [])]
     sizing = Plant(rng, hours, next_dev=0, next_app=0)  # a dry run counts the planted apps
     for _ in range(per_thousand):
-        plant_violations(sizing)
-        plant_decoys(sizing)
+        for scenario in scenarios:
+            scenario(sizing)
     background = max(apps - sizing.next_app, 0)
     bg_devs = (background + 2) // 3
     plant = Plant(random.Random(seed), hours, next_dev=bg_devs, next_app=background)
     for _ in range(per_thousand):
-        plant_violations(plant)
-        plant_decoys(plant)
+        for scenario in scenarios:
+            scenario(plant)
     with tempfile.TemporaryDirectory(prefix="caseward-demo-") as tmp:
         con = duckdb.connect(str(Path(tmp) / "demo.duckdb"))
         con.execute("SET TimeZone = 'UTC'; SET memory_limit = '2GB'")
