@@ -33,6 +33,7 @@ def configure() -> None:
     os.environ.update(
         {
             "CASEWARD_DATABASE_URL": f"sqlite:///{(DEMO / 'caseward.db').resolve()}",
+            "CASEWARD_SIMULATION": "true",  # simulated time, placeholder links and senders
             "CASEWARD_EMAIL__BACKEND": "file",
             "CASEWARD_EMAIL__MAIL_DIR": str((DEMO / "mail").resolve()),
             "PREFECT_HOME": str((DEMO / "prefect").resolve()),

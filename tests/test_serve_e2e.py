@@ -118,6 +118,7 @@ def workspace(tmp_path: Path) -> Iterator[dict[str, str]]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CASEWARD_", "PREFECT_"))} | {
         "CASEWARD_DATABASE_URL": f"sqlite:///{tmp_path / 'caseward.db'}",
         "CASEWARD_EMAIL__MAIL_DIR": str(tmp_path / "mail"),
+        "CASEWARD_SIMULATION": "true",
         "CASEWARD_LEADS": json.dumps(LEADS),
         "CASEWARD_DIR": str(ROOT),
         "PREFECT_HOME": str(tmp_path / "prefect"),
