@@ -94,7 +94,10 @@ TRANSITIONS: dict[Op, TransitionSpec] = {
     Op.APPROVE_URGENT: TransitionSpec(ACTIVE_BEFORE_ENFORCEMENT, S.ENFORCEMENT_DUE, lead_only=True),
     # a lead decides against a planned enforcement before it runs
     Op.DECLINE_ENFORCEMENT: TransitionSpec(
-        frozenset({S.ENFORCEMENT_DUE}), S.RESOLVED, (EmailTemplate.CASE_RESOLVED,), lead_only=True
+        frozenset({S.ENFORCEMENT_DUE}),
+        S.RESOLVED,
+        (EmailTemplate.ENFORCEMENT_DECLINED,),
+        lead_only=True,
     ),
     # the enforcement notice depends on the actions taken: see ENFORCEMENT_NOTICES
     Op.ENFORCE: TransitionSpec(frozenset({S.ENFORCEMENT_DUE}), S.ENFORCED),
