@@ -26,6 +26,7 @@ from cases.detection.run import run_detection
 from cases.detection.synthetic import generate
 from cases.email.render import format_date
 from cases.enforcement import appeals
+from cases.enforcement.catalog import get_catalog
 from cases.enforcement.platform.registry import RegistryAdapter
 from cases.lifecycle import escalation, operations, service, write
 from tests.factories import deliver_pending
@@ -248,9 +249,8 @@ def problems(message: OutboxMessage, reader: Reader, deadline: datetime | None) 
             found.append(f"{part}: internal word {INTERNAL_WORDS.search(body).group(0)!r}")  # type: ignore[union-attr]
         for _, shown in THRESHOLDS.values():
             found.extend(f"{part}: threshold {value!r}" for value in shown if value in body)
-        found.extend(
-            f"{part}: another party's {value!r}" for value in reader.others if _mentions(body, value)
-        )
+        leaked = [value for value in reader.others if _mentions(body, value)]
+        found.extend(f"{part}: another party's {value!r}" for value in leaked)
     if ISO_WITH_TIME.search(text):
         found.append(f"text: ISO timestamp {ISO_WITH_TIME.search(text).group(0)!r}")  # type: ignore[union-attr]
     found.extend(
@@ -277,6 +277,41 @@ def _deadline_of(message: OutboxMessage) -> datetime | None:
     return None
 
 
+# what a decision's e-mail must quote: the lead's reason reaches the developer
+REASONS = {
+    EmailTemplate.EXTENSION_GRANTED: "the developer is migrating to one app and asked for time",
+    EmailTemplate.CASE_RESOLVED: "verified: one app remains and the copies are deleted",
+    EmailTemplate.ENFORCEMENT_DECLINED: "the developer deleted the copies the day after the",
+    EmailTemplate.APPEAL_OVERTURNED: "the duplicates are deleted",
+    EmailTemplate.APPEAL_UPHELD: "the copies are still live",
+}
+APPROVALS = {
+    "urgent-upheld": "spam waves continue daily while we wait",
+    "enforced-overturned": "copies of one service on linked accounts; a ban is proportionate",
+}
+
+
+def missing(message: OutboxMessage, case: Case, path: str) -> list[str]:
+    """What ``message`` fails to tell: the reason of the decision it reports, and (for a
+    request, a reminder, an extension and an enforcement) what must change."""
+    text = " ".join(message.text_body.split())
+    template = EmailTemplate(message.template)
+    wanted = []
+    if template in REASONS:
+        wanted.append(REASONS[template])
+    if template in NOTICES and (path != "enforced-overturned" or case.enforcement_approved_by):
+        wanted.append(APPROVALS[path])
+    if template in NOTICES | DATED | {EmailTemplate.EXTENSION_GRANTED}:
+        wanted.append(get_catalog().entry(case.policy).required_changes[0])
+    rejected = path == "rejected-resolved" and message.created_at > at(59)
+    if template is EmailTemplate.FEATURE_CHANGE_REQUEST and rejected:
+        wanted.append("two of the copies still answer requests")
+    absent = [f"does not say {w!r}" for w in wanted if " ".join(w.split()) not in text]
+    if template is EmailTemplate.ENFORCEMENT_DECLINED and "thank" in text.lower():
+        absent.append("thanks a developer who ignored every e-mail")
+    return absent
+
+
 def test_the_paths_send_every_template() -> None:
     sent = set().union(*(templates for _, templates in PATHS.values()))
     assert sent | NOTICES == set(EmailTemplate)
@@ -299,7 +334,8 @@ def test_every_e_mail_reads_well_and_shows_only_its_readers_own_data(
             case = cases[message.case_id]
             seen.add((case.policy, EmailTemplate(message.template)))
             reader = readers[case.id][message.developer_id]
-            for problem in problems(message, reader, _deadline_of(message)):
+            found = problems(message, reader, _deadline_of(message))
+            for problem in found + missing(message, case, path):
                 failures.append(f"case {case.id} ({case.policy}) {message.template}: {problem}")
     kinds = sorted({f.split(": ", 1)[1] for f in failures})
     assert not failures, f"{len(failures)} problems, e.g.\n" + "\n".join(
