@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from cases.core.clock import readable
 from cases.core.enums import CaseOutcome, CaseStatus
-from cases.core.errors import GuardFailed
+from cases.core.errors import GuardFailed, InvalidInput
 from cases.core.models import Case, ChangeRequest
 from cases.core.settings import get_settings
 from cases.enforcement.catalog import get_catalog
@@ -74,7 +74,10 @@ def dismiss(session: Session, *, case_id: int, actor: str, reason: str, now: dat
 
 
 def assign(session: Session, *, case_id: int, actor: str, assignee: str, now: datetime) -> Case:
-    """Give an open case to a lead."""
+    """Give an open case to a lead (one of the configured leads, when there are any)."""
+    leads = get_settings().leads
+    if leads and assignee not in leads:
+        raise InvalidInput(f"{assignee} is not a lead; the configured leads are {', '.join(leads)}")
     case = get_or_raise(session, case_id=case_id, lock=True)
     record(
         session,
