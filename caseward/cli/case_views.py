@@ -51,13 +51,8 @@ def summary(case: CaseRead) -> str:
 
 
 def wrapped(text: str, indent: str = INDENT) -> str:
-    return textwrap.fill(
-        " ".join(text.split()),
-        width(),
-        initial_indent=indent,
-        subsequent_indent=indent,
-        break_on_hyphens=False,
-    )
+    """``text`` wrapped to the terminal, every line indented by ``indent``."""
+    return "\n".join(hanging(text, indent, indent))
 
 
 def columns(
