@@ -13,6 +13,7 @@ import contextvars
 import os
 import shutil
 import sys
+import textwrap
 import threading
 import time
 from collections import Counter
@@ -33,6 +34,7 @@ def configure() -> None:
     os.environ.update(
         {
             "CASEWARD_DATABASE_URL": f"sqlite:///{(DEMO / 'caseward.db').resolve()}",
+            "CASEWARD_SIMULATION": "true",  # simulated time, placeholder links and senders
             "CASEWARD_EMAIL__BACKEND": "file",
             "CASEWARD_EMAIL__MAIL_DIR": str((DEMO / "mail").resolve()),
             "PREFECT_HOME": str((DEMO / "prefect").resolve()),
@@ -78,19 +80,37 @@ def decide_in_flow(flow: Any, case_id: int, kind: Any, at: str, decision: str, w
     return str(box[0].name)
 
 
-def pick_cases() -> dict[str, int]:
-    """The cases of the story: one complies, one ignores (no approval needed), one is banned."""
+# what an enforcement did to the developer who ignored the e-mails, for the story
+ENFORCED = {
+    "restrict_app": "whose app was restricted",
+    "revoke_token": "whose tokens were revoked",
+    "ban_app": "whose app was banned",
+    "suspend_account": "whose account was suspended",
+}
+
+
+def pick_cases() -> tuple[dict[str, int], str]:
+    """The cases of the story: one complies, one ignores (no approval needed), one is banned;
+    and what enforcement will do to the one who ignores."""
     from cases.core.db import get_engine, session_scope
     from cases.enforcement import planning
     from cases.lifecycle import service
 
     with session_scope(get_engine()) as session:
         cases = service.list_cases(session)
-        needs = {c.id: planning.needs_approval(planning.planned_actions(c)) for c in cases}
+        plans = {c.id: planning.planned_actions(c) for c in cases}
+        needs = {i: planning.needs_approval(plan) for i, plan in plans.items()}
         banned = next(c.id for c in cases if c.policy == "duplicate_apps" and needs[c.id])
         ignores = next(c.id for c in cases if not needs[c.id] and c.id != banned)
         complies = next(c.id for c in cases if c.id not in {banned, ignores})
-    return {"complies": complies, "ignores": ignores, "banned": banned}
+    story = {"complies": complies, "ignores": ignores, "banned": banned}
+    return story, ENFORCED[plans[ignores][0][0].value]
+
+
+def cast(story: dict[str, int]) -> str:
+    """``case 3 complies, case 1 ignores, case 2 is banned``."""
+    roles = {"complies": "complies", "ignores": "ignores the e-mails", "banned": "is banned"}
+    return ", ".join(f"case {case_id} {roles[role]}" for role, case_id in story.items())
 
 
 def act(fn: Callable[..., Any], **kwargs: Any) -> None:
@@ -122,8 +142,8 @@ def play(apps: int) -> dict[str, int]:
         ids = [c.id for c in service.list_cases(session)]
     for case_id in ids:
         act(operations.confirm, case_id=case_id, actor=LEAD, reason="evidence reviewed", now=T0)
-    story = pick_cases()
-    say(f"{LEAD} confirmed all {len(ids)}; following cases {story}")
+    story, enforced = pick_cases()
+    say(f"{LEAD} confirmed all {len(ids)}; the story follows {cast(story)}")
     advance_cases(now=day(0))
     deliver_email(now=day(0))
     say("advance + deliver: outreach e-mailed; the 14-day response window starts")
@@ -163,11 +183,13 @@ def play(apps: int) -> dict[str, int]:
     advance_cases(now=day(47))
     deliver_email(now=day(47))
 
-    print("day 50 the developer whose token was revoked appeals")
+    print(f"day 50 the developer {enforced} appeals")
+    with session_scope(get_engine()) as session:
+        developer = service.get_or_raise(session, case_id=story["ignores"]).developers[0].id
     act(
         appeals.submit_appeal,
         case_id=story["ignores"],
-        actor="developer",
+        actor=appeals.appellant(developer),
         statement="We missed the e-mails; the changes are made now.",
         now=T0 + timedelta(50),
     )
@@ -205,16 +227,28 @@ def summary(story: dict[str, int], seconds: float) -> None:
         for role, case_id in story.items():
             case = next(c for c in cases if c.id == case_id)
             apps = session.scalars(select(App.status).where(App.id.in_([a.id for a in case.apps])))
+            ended = (
+                f"outcome {case.outcome.value}"
+                if case.outcome
+                else f"appeal window open until {case.deadline:%Y-%m-%d}"
+                if case.deadline
+                else "no outcome yet"
+            )
             print(
-                f"  case {case_id} ({role}): {case.status.value}, outcome {case.outcome}, "
+                f"  case {case_id} ({role}): {case.status.value}, {ended}, "
                 f"apps {', '.join(sorted({a.value for a in apps}))}"
             )
     mail_dir = DEMO / "mail"
     files = sorted(mail_dir.rglob("*.eml"))
+    print(f"  e-mails written: {len(files)} in {mail_dir}/")
+    counts = ", ".join(f"{t} {n}" for t, n in sorted(mails.items()))
+    print(textwrap.fill(counts, 78, initial_indent="    ", subsequent_indent="    "))
+    print("  Browse the cases, e-mails and timelines with the CLI, at the story's last day:")
     print(
-        f"  e-mails written: {len(files)} in {mail_dir}/  "
-        + ", ".join(f"{t} {n}" for t, n in sorted(mails.items()))
+        f"    export CASEWARD_DATABASE_URL=sqlite:///{DEMO / 'caseward.db'} "
+        "CASEWARD_SIMULATION=true"
     )
+    print(f"    .venv/bin/caseward --now {day(52)} cases list   # then: cases show ID")
     print("  Prefect UI (runs, case-<id> artifacts, daily-report):")
     print(
         f"    PREFECT_HOME={DEMO / 'prefect'} .venv/bin/prefect server start  # then open "

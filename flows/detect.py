@@ -17,6 +17,7 @@ from prefect.cache_policies import NO_CACHE
 from cases.core.db import unit_of_work
 from cases.core.settings import get_settings
 from cases.detection.run import run_detection
+from cases.lifecycle.write import DETECTOR
 from flows._relay import relay_case_events
 from flows._tasks import instant, resolve_now, run_name
 
@@ -71,7 +72,7 @@ def publish_summary(findings: list[dict[str, Any]], snapshot: str, now: str) -> 
     log_prints=True,
 )
 def detect(
-    snapshot: str = "data/snapshot", now: str | None = None, actor: str = "detector"
+    snapshot: str = "data/snapshot", now: str | None = None, actor: str = DETECTOR
 ) -> dict[str, int]:
     """Detect on the snapshot folder ``snapshot`` at ``now`` (default: the current time)."""
     at = resolve_now(now)

@@ -39,7 +39,8 @@ def reset_caches() -> None:
 
 @pytest.fixture(autouse=True)
 def isolated_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """Every test gets its own SQLite file, mail folder and no stray CASEWARD_* values."""
+    """Every test gets its own SQLite file, mail folder, simulation mode and no stray
+    CASEWARD_* values."""
     for name in list(os.environ):
         if name.startswith("CASEWARD_") and name != "CASEWARD_TEST_POSTGRES_URL":
             monkeypatch.delenv(name)
@@ -47,6 +48,8 @@ def isolated_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterat
     monkeypatch.setenv("CASEWARD_CONFIG", str(tmp_path / "caseward.toml"))
     monkeypatch.setenv("CASEWARD_DATABASE_URL", f"sqlite:///{tmp_path / 'caseward.db'}")
     monkeypatch.setenv("CASEWARD_EMAIL__MAIL_DIR", str(tmp_path / "mail"))
+    # tests play with placeholder links and senders, as the demo does
+    monkeypatch.setenv("CASEWARD_SIMULATION", "true")
     reset_caches()
     yield tmp_path
     reset_caches()

@@ -46,18 +46,21 @@ def extras_for(template: EmailTemplate, case: Case) -> dict[str, Any]:
         {"kind": ActionKind.SUSPEND_ACCOUNT, "target_type": "account", "target_id": d.id}
         for d in case.developers
     ]
+    changes = [
+        "Stop posting the same message from several accounts within a minute.",
+        "Add a CAPTCHA before an account can post through the app.",
+    ]
     by_template: dict[EmailTemplate, dict[str, Any]] = {
-        EmailTemplate.FEATURE_CHANGE_REQUEST: {
-            "changes": [
-                "Stop posting the same message from several accounts within a minute.",
-                "Add a CAPTCHA before an account can post through the app.",
-            ]
-        },
-        EmailTemplate.DEADLINE_REMINDER: {"deadline": deadline},
+        EmailTemplate.FEATURE_CHANGE_REQUEST: {"changes": changes},
+        EmailTemplate.DEADLINE_REMINDER: {"deadline": deadline, "changes": changes},
         EmailTemplate.EXTENSION_GRANTED: {
             "old_deadline": deadline,
             "new_deadline": deadline + timedelta(days=14),
+            "changes": changes,
+            "decision_reason": "The developer is rolling out the CAPTCHA.",
         },
+        EmailTemplate.CASE_RESOLVED: {"decision_reason": "The CAPTCHA is live."},
+        EmailTemplate.ENFORCEMENT_DECLINED: {"decision_reason": "Fixed the day after."},
         EmailTemplate.APPEAL_UPHELD: {"decision_reason": "The reports continued after the ban."},
         EmailTemplate.APPEAL_OVERTURNED: {"decision_reason": "The reports were coordinated."},
     }
@@ -65,6 +68,9 @@ def extras_for(template: EmailTemplate, case: Case) -> dict[str, Any]:
         by_template[EmailTemplate(kind)] = {
             "actions": actions,
             "reason": "Spam continued after the deadline for the requested changes.",
+            "urgent": False,
+            "deadline": deadline,
+            "changes": changes,
         }
     return by_template.get(template, {})
 

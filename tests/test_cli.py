@@ -98,7 +98,7 @@ def test_open_list_show_json_shapes(engine: Engine, capsys: pytest.CaptureFixtur
 def test_human_output_is_not_json(engine: Engine, capsys: pytest.CaptureFixture[str]) -> None:
     case_id = f.case_in(engine, S.OPENED)
     code, out, _ = run(capsys, "cases", "show", str(case_id))
-    assert code == 0 and f"Case {case_id}" in out and "timeline" in out
+    assert code == 0 and f"Case {case_id}" in out and "Timeline (1 event)" in out
     code, out, _ = run(capsys, "cases", "list")
     assert code == 0 and "1 case(s)" in out
 

@@ -104,6 +104,7 @@ class EmailTemplate(StrEnum):
     DEADLINE_REMINDER = "deadline_reminder"
     EXTENSION_GRANTED = "extension_granted"
     CASE_RESOLVED = "case_resolved"
+    ENFORCEMENT_DECLINED = "enforcement_declined"
     APP_RESTRICTED = "app_restricted"
     TOKEN_REVOKED = "token_revoked"
     APP_BANNED = "app_banned"

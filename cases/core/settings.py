@@ -207,9 +207,18 @@ class EmailSettings(BaseModel):
     backend: Literal["file", "console", "sendgrid"] = Field(
         "file", description="file: .eml files in mail_dir; console: stdout; sendgrid: SendGrid."
     )
-    sender: str = Field("trust-and-safety@caseward.local", description="From address.")
+    sender: str = Field(
+        "trust-and-safety@caseward.local",
+        description="From address; a deployment sets a verified address of its own domain.",
+    )
     sender_name: str = Field("Platform Trust & Safety", description="From display name.")
-    reply_to: str | None = Field(None, description="Reply-To address, if different.")
+    reply_to: str | None = Field(
+        None, description="Where developers' replies go, if not to the sender."
+    )
+    platform_name: str = Field(
+        "Example Platform",
+        description="The platform's name as its developers know it; every e-mail uses it.",
+    )
     mail_dir: Path = Field(
         default_factory=lambda: Path(os.environ.get("CASEWARD_MAIL_DIR", DEFAULT_HOME / "mail")),
         description="Folder of the file backend (CASEWARD_MAIL_DIR).",
@@ -222,10 +231,12 @@ class EmailSettings(BaseModel):
     backoff_max_seconds: float = Field(3600.0, gt=0, description="Longest retry delay.")
     timezone: str = Field("UTC", description="Time zone deadlines are shown in.")
     appeal_url: str = Field(
-        "https://developer.example.com/appeals", description="Where developers file appeals."
+        "https://developer.example.com/appeals",
+        description="The page where developers file appeals (every enforcement e-mail).",
     )
     policy_url: str = Field(
-        "https://developer.example.com/policy", description="The developer policy pages."
+        "https://developer.example.com/policy",
+        description="The developer policy pages (every e-mail links a policy section).",
     )
     template_dir: Path | None = Field(
         None,
@@ -314,6 +325,18 @@ class Settings(BaseSettings):
 def get_settings() -> Settings:
     """The process-wide settings, read once."""
     return Settings()
+
+
+def env_name(path: str) -> str:
+    """The environment variable of the dotted setting ``path``: ``email.sender`` is
+    ``CASEWARD_EMAIL__SENDER``; a field with an alias of its own keeps it (``SENDGRID_API_KEY``)."""
+    head, _, rest = path.partition(".")
+    field = Settings.model_fields.get(head)
+    if field is not None and not rest and isinstance(field.validation_alias, AliasChoices):
+        first = field.validation_alias.choices[0]
+        if isinstance(first, str):
+            return first
+    return "CASEWARD_" + path.upper().replace(".", "__")
 
 
 def masked(settings: Settings) -> dict[str, Any]:

@@ -24,7 +24,8 @@ def ident(name: str) -> str:
 TS_RE = r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?\s*(Z|z|[+-]\d{2}(:?\d{2})?)"
 EMAIL_RE = r"[^@\s]+@[^@\s]+\.[^@\s.]+"
 URL_RE = r"(?i)https?://([a-z0-9._~%!$&'()*+,;=:-]*@)?([a-z0-9-]+(\.[a-z0-9-]+)*\.?|\[[0-9a-f:.]+\])(:\d{1,5})?([/?#]\S*)?"
-CALLBACK_RE = r"[A-Za-z][A-Za-z0-9+.\-]*://\S+"
+# a callback URL of any scheme, or ``oob``: OAuth 1.0a out-of-band (PIN) authorisation
+CALLBACK_RE = r"(?:[A-Za-z][A-Za-z0-9+.\-]*://\S+|oob)"
 
 
 def check(col: Column, native: str | None = None) -> tuple[str, str] | None:

@@ -7,14 +7,21 @@ only gathers the facts a template needs. No ORM object reaches a template.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
 from cases.core.enums import EmailTemplate, TargetType
 from cases.core.models import App, Case, Developer
 from cases.core.settings import Settings, get_settings
+from cases.email.findings import found_for, own_targets
 from cases.email.render import RenderedEmail, Renderer, get_renderer
+
+# e-mails whose step starts a deadline on delivery, and the setting of its length
+DUE_AFTER = {
+    EmailTemplate.OUTREACH: "outreach_response_days",
+    EmailTemplate.FEATURE_CHANGE_REQUEST: "change_days",
+}
 
 
 def renderer_for(settings: Settings) -> Renderer:
@@ -51,40 +58,6 @@ def _app_data(app: App) -> dict[str, Any]:
     }
 
 
-def _plain(value: Any, max_items: int) -> str:
-    """An evidence value in plain words: lists joined, mappings as ``key: value``."""
-    if isinstance(value, float):
-        return f"{value:,.2f}"
-    if isinstance(value, int) and not isinstance(value, bool):
-        return f"{value:,}"
-    if isinstance(value, Mapping):
-        items = [f"{k}: {_plain(v, max_items)}" for k, v in list(value.items())[:max_items]]
-        extra = len(value) - max_items
-        return "; ".join(items) + (f"; +{extra} more" if extra > 0 else "")
-    if isinstance(value, list | tuple | set):
-        values = list(value)
-        shown = ", ".join(_plain(v, max_items) for v in values[:max_items])
-        extra = len(values) - max_items
-        return shown + (f", +{extra} more" if extra > 0 else "")
-    text = str(value)
-    return text if len(text) <= 500 else text[:499] + "…"
-
-
-def evidence_items(evidence: Mapping[str, Any], catalog: Mapping[str, Any]) -> list[dict[str, str]]:
-    """The evidence fields a developer may see, labelled per ``catalog.toml``."""
-    config = catalog.get("evidence", {})
-    hidden = set(config.get("hidden", []))
-    labels: Mapping[str, str] = config.get("labels", {})
-    max_items = int(config.get("max_items", 12))
-    items = []
-    for key, value in evidence.items():
-        if key in hidden or value in (None, "", [], {}):
-            continue
-        label = labels.get(key) or key.replace("_", " ").capitalize()
-        items.append({"label": label, "value": _plain(value, max_items)})
-    return items
-
-
 def _actions(
     actions: Iterable[Mapping[str, Any]], apps: Iterable[App], developers: Iterable[Developer]
 ) -> list[dict[str, str]]:
@@ -112,7 +85,11 @@ def shared_context(
     settings: Settings,
     catalog: Mapping[str, Any],
 ) -> dict[str, Any]:
-    """The part of the context every developer of ``case`` shares (built once per e-mail)."""
+    """The part of the context every developer of ``case`` shares (built once per e-mail).
+
+    The outreach and the change request state their deadlines: counted from now, when they
+    are written, these are never later than the deadlines recorded when they are delivered.
+    """
     email = settings.email
     policy = dict(catalog["policies"][case.policy])
     policy["url"] = f"{email.policy_url}#{policy.get('anchor', case.policy)}"
@@ -121,11 +98,10 @@ def shared_context(
             "id": case.id,
             "ref": case_ref(case.id, settings),
             "policy": case.policy,
-            "reason": case.reason,
             "status": str(case.status),
         },
         "policy": policy,
-        "evidence": evidence_items(case.evidence or {}, catalog),
+        "platform": {"name": email.platform_name},
         "sender": {"name": email.sender_name, "address": email.sender},
         "links": {"policy": email.policy_url, "appeal": email.appeal_url},
         "days": {
@@ -138,6 +114,9 @@ def shared_context(
         "now": now,
         "template": str(template),
     }
+    if template in DUE_AFTER:
+        days = getattr(settings.deadlines, DUE_AFTER[EmailTemplate(template)])
+        context["deadline"] = now + timedelta(days=days)
     for key, value in (extra or {}).items():
         if key == "actions":
             context["actions"] = _actions(value, case.apps, case.developers)
@@ -149,20 +128,27 @@ def shared_context(
 
 
 def developer_context(
-    shared: Mapping[str, Any], case: Case, developer: Developer
+    shared: Mapping[str, Any], case: Case, developer: Developer, settings: Settings
 ) -> dict[str, Any]:
-    """``shared`` plus what differs per recipient: the developer and their own apps."""
-    own_apps = [a for a in case.apps if a.developer_id == developer.id] or list(case.apps)
-    return {
+    """``shared`` plus what differs per recipient: the developer, their own apps, what was
+    found about them and what was done to them. Another party of the case is only ever a
+    count (:mod:`cases.email.findings`)."""
+    own_apps = [a for a in case.apps if a.developer_id == developer.id]
+    context = {
         **shared,
         "apps": [_app_data(a) for a in own_apps],
         "other_app_count": len(case.apps) - len(own_apps),
+        "other_account_count": len(case.developers) - 1,
+        "found": found_for(case, developer, own_apps, settings.detection),
         "developer": {
             "id": developer.id,
             "handle": one_line(developer.handle),
             "email": developer.email,
         },
     }
+    if "actions" in shared:
+        context["actions"] = own_targets(shared["actions"], own_apps, developer)
+    return context
 
 
 def build_context(
@@ -178,14 +164,15 @@ def build_context(
     """Everything a template may use, as plain data (no ORM object reaches a template).
 
     ``extra`` keys are passed through (``changes``, ``deadline``, ``old_deadline``,
-    ``new_deadline``, ``decision_reason``); ``actions`` get their targets' names and
-    ``reason`` becomes ``enforcement_reason``. A key a template needs but nobody supplied is
+    ``new_deadline``, ``decision_reason``, ``urgent``, ``approval_reason``); ``actions`` get
+    their targets' names (each recipient reads only their own) and ``reason`` becomes
+    ``enforcement_reason``. A key a template needs but nobody supplied is
     an error at render time, never a blank.
     """
     shared = shared_context(
         case=case, template=template, now=now, extra=extra, settings=settings, catalog=catalog
     )
-    return developer_context(shared, case, developer)
+    return developer_context(shared, case, developer, settings)
 
 
 def render_for(

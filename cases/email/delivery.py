@@ -40,6 +40,7 @@ from cases.core.enums import OutboxStatus
 from cases.core.models import OutboxMessage
 from cases.core.settings import EmailSettings, Settings, get_settings
 from cases.email.message import InvalidAddress, OutgoingEmail, checked_address
+from cases.email.placeholders import refuse_placeholders
 from cases.email.review import reconcile_stale
 from cases.email.senders.base import (
     DeliveryError,
@@ -233,9 +234,13 @@ def deliver_pending(
     Opens its own short transactions (never pass a session). Reconciles stale claims first,
     then claims batches of ``email.batch_size`` and sends them with at most
     ``email.concurrency`` provider calls in flight. ``clock`` (default: always ``now``)
-    timestamps each record, so a long run stores real send times.
+    timestamps each record, so a long run stores real send times. With the configured
+    backend (no ``sender`` given) it refuses to start while an e-mail setting still holds a
+    placeholder, outside simulation (:mod:`cases.email.placeholders`).
     """
     settings = settings or get_settings()
+    if sender is None:
+        refuse_placeholders(settings)
     email = settings.email
     run = _Run(
         engine=engine,

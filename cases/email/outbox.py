@@ -66,7 +66,7 @@ def enqueue(
         key = idempotency_key(
             case_id=case.id, event_seq=event.seq, template=template, developer_id=developer.id
         )
-        rendered = renderer.render(template, developer_context(shared, case, developer))
+        rendered = renderer.render(template, developer_context(shared, case, developer, settings))
         rows.append(
             {
                 "case_id": case.id,

@@ -15,14 +15,21 @@ from sqlalchemy.orm import Session, selectinload
 
 from cases.core.enums import ActionKind, EmailTemplate, TargetType
 from cases.core.errors import InvalidInput, NotFound
-from cases.core.models import Appeal, Case, ChangeRequest, Enforcement
+from cases.core.models import Case, CaseEvent, ChangeRequest, Enforcement
 from cases.core.settings import Settings
 from cases.email.context import render_for, renderer_for
 from cases.email.render import RenderedEmail
-from cases.lifecycle.states import ENFORCEMENT_NOTICES
+from cases.lifecycle.states import ENFORCEMENT_NOTICES, Op
 
 ENFORCEMENT_TEMPLATES = {template: kind for kind, template in ENFORCEMENT_NOTICES.items()}
-APPEAL_DECISIONS = {EmailTemplate.APPEAL_UPHELD, EmailTemplate.APPEAL_OVERTURNED}
+# the lead's decision whose reason an e-mail quotes
+DECIDED_BY = {
+    EmailTemplate.APPEAL_UPHELD: Op.UPHOLD,
+    EmailTemplate.APPEAL_OVERTURNED: Op.OVERTURN,
+    EmailTemplate.CASE_RESOLVED: Op.RESOLVE,
+    EmailTemplate.ENFORCEMENT_DECLINED: Op.DECLINE_ENFORCEMENT,
+    EmailTemplate.EXTENSION_GRANTED: Op.EXTEND,
+}
 
 
 def load_case(session: Session, case_id: int) -> Case:
@@ -37,26 +44,49 @@ def load_case(session: Session, case_id: int) -> Case:
 
 
 def _enforcement_extra(
-    session: Session, case: Case, template: EmailTemplate, placeholders: dict[str, Any]
+    session: Session,
+    case: Case,
+    template: EmailTemplate,
+    placeholders: dict[str, Any],
+    request: ChangeRequest | None,
 ) -> dict[str, Any]:
     enforcement = session.scalar(
         select(Enforcement)
         .where(Enforcement.case_id == case.id)
         .options(selectinload(Enforcement.actions))
     )
+    asked = list(request.changes) if request else []
+    due = request.due_at if request else None
     if enforcement is not None and enforcement.actions:
         actions = [
             {"kind": a.kind, "target_type": a.target_type, "target_id": a.target_id}
             for a in enforcement.actions
         ]
-        return {"actions": actions, "reason": enforcement.reason}
+        return {
+            "actions": actions,
+            "reason": enforcement.reason,
+            "urgent": enforcement.urgent,
+            "deadline": None if enforcement.urgent else due,
+            "changes": asked,
+        }
     kind = ENFORCEMENT_TEMPLATES[template]
     if kind is ActionKind.SUSPEND_ACCOUNT:
         targets = [(TargetType.ACCOUNT, d.id) for d in case.developers]
     else:
         targets = [(TargetType.APP, a.id) for a in case.apps]
     actions = [{"kind": kind, "target_type": t, "target_id": i} for t, i in targets]
-    return {"actions": actions, "reason": placeholders["reason"]}
+    return {"actions": actions, "reason": placeholders["reason"], "changes": asked}
+
+
+def _last_reason(session: Session, case: Case, kind: Op) -> str | None:
+    """The reason of the case's latest event of ``kind`` (a lead's decision)."""
+    query = (
+        select(CaseEvent.reason)
+        .where(CaseEvent.case_id == case.id, CaseEvent.kind == kind.value)
+        .order_by(CaseEvent.id.desc())
+        .limit(1)
+    )
+    return session.scalar(query)
 
 
 def preview_extra(
@@ -65,25 +95,31 @@ def preview_extra(
     """The ``extra`` the lifecycle would pass for ``template``, from the case's records."""
     placeholders: dict[str, Any] = renderer_for(settings).catalog.get("preview", {})
     deadline = case.deadline or now + timedelta(days=settings.deadlines.change_days)
+    request = session.scalar(
+        select(ChangeRequest)
+        .where(ChangeRequest.case_id == case.id)
+        .order_by(ChangeRequest.id.desc())
+        .limit(1)
+    )
+    asked = list(request.changes) if request else placeholders["changes"]
+    decided = _last_reason(session, case, DECIDED_BY.get(template, Op.RESOLVE))
+    decision_reason = decided or placeholders["decision_reason"]
     if template is EmailTemplate.FEATURE_CHANGE_REQUEST:
-        request = session.scalar(
-            select(ChangeRequest)
-            .where(ChangeRequest.case_id == case.id)
-            .order_by(ChangeRequest.id.desc())
-            .limit(1)
-        )
-        return {"changes": list(request.changes) if request else placeholders["changes"]}
+        return {"changes": asked}
     if template is EmailTemplate.DEADLINE_REMINDER:
-        return {"deadline": deadline}
+        return {"deadline": deadline, "changes": asked}
     if template is EmailTemplate.EXTENSION_GRANTED:
         extended = deadline + timedelta(days=settings.deadlines.extension_days)
-        return {"old_deadline": deadline, "new_deadline": extended}
+        return {
+            "old_deadline": deadline,
+            "new_deadline": extended,
+            "changes": asked,
+            "decision_reason": decision_reason,
+        }
     if template in ENFORCEMENT_TEMPLATES:
-        return _enforcement_extra(session, case, template, placeholders)
-    if template in APPEAL_DECISIONS:
-        appeal = session.scalar(select(Appeal).where(Appeal.case_id == case.id))
-        reason = appeal.decision_reason if appeal and appeal.decision_reason else None
-        return {"decision_reason": reason or placeholders["decision_reason"]}
+        return _enforcement_extra(session, case, template, placeholders, request)
+    if template in DECIDED_BY:
+        return {"decision_reason": decision_reason}
     return {}
 
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 import re
 import textwrap
 import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from functools import lru_cache
 from importlib.resources import files
 from importlib.resources.abc import Traversable
@@ -105,6 +105,103 @@ def wordwrap(text: str, width: int = 79) -> str:
     )
 
 
+# the longest line of a text part (RFC 5322 asks for 78; developer text may run longer)
+TEXT_WIDTH = 100
+EMPTY_CELL = "\u2013"  # an en dash
+# the longest text in a table cell; the full text stands elsewhere in the e-mail
+CELL_WIDTH = 40
+
+
+def bullet(text: str, marker: str = "  - ", width: int = 78) -> str:
+    """``text`` as one list item: wrapped, its lines hung under the first."""
+    return textwrap.fill(
+        " ".join(str(text).split()),
+        width,
+        initial_indent=marker,
+        subsequent_indent=" " * len(marker),
+        break_long_words=False,
+        break_on_hyphens=False,
+    )
+
+
+def lower_first(text: str) -> str:
+    """A title inside a sentence: ``Circumventing API usage limits`` -> ``circumventing API
+    usage limits`` (only the first letter)."""
+    return text[:1].lower() + text[1:]
+
+
+def plural(count: int, singular: str, many: str | None = None) -> str:
+    """``1 app``, ``3 apps``, ``1,204 reports``."""
+    return f"{count:,} {singular if count == 1 else many or singular + 's'}"
+
+
+def format_number(value: float) -> str:
+    """``17,840``; ``11.4``."""
+    return f"{value:,}" if isinstance(value, int) else f"{value:,.1f}"
+
+
+def format_cell(value: Any, tz: str) -> str:
+    """A table cell: numbers grouped, an hour as ``4 Nov 2026 08:00``, a day as
+    ``24 Sep 2026``, nothing as a dash, long text cut."""
+    if value is None or value == "":
+        return EMPTY_CELL
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return format_number(value)
+    if isinstance(value, datetime):
+        local = value.astimezone(ZoneInfo(tz))
+        return f"{local.day} {local:%b %Y %H:%M}"
+    if isinstance(value, date):
+        return f"{value.day} {value:%b %Y}"
+    text = " ".join(str(value).split())
+    return text if len(text) <= CELL_WIDTH else text[: CELL_WIDTH - 1].rstrip() + "…"
+
+
+def is_numeric(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def text_table(rows: Sequence[Sequence[Any]], headers: Sequence[str], tz: str = "UTC") -> str:
+    """Rows under their headers in aligned columns (numbers to the right), indented two."""
+    cells = [[format_cell(v, tz) for v in row] for row in rows]
+    right = [
+        any(is_numeric(r[i]) for r in rows) and all(is_numeric(r[i]) or r[i] is None for r in rows)
+        for i in range(len(headers))
+    ]
+    widths = [max([len(h), *(len(c[i]) for c in cells)]) for i, h in enumerate(headers)]
+
+    def line(values: Sequence[str]) -> str:
+        padded = (
+            v.rjust(w) if r else v.ljust(w) for v, w, r in zip(values, widths, right, strict=True)
+        )
+        return ("  " + "   ".join(padded)).rstrip()
+
+    return "\n".join([line(headers), *(line(c) for c in cells)])
+
+
+def fit_lines(text: str, width: int = TEXT_WIDTH) -> str:
+    """Every line at most ``width`` characters: a longer one (developer text, a long URL) is
+    wrapped under its own indentation, a list item hung under its marker."""
+    lines = []
+    for line in text.split("\n"):
+        if len(line) <= width:
+            lines.append(line)
+            continue
+        body = line.lstrip(" ")
+        lead = line[: len(line) - len(body)]
+        marker = re.match(r"(?:[-*]|\d+\.) ", body)
+        hang = lead + " " * (len(marker.group(0)) if marker else 0)
+        lines.extend(
+            textwrap.wrap(
+                body,
+                width,
+                initial_indent=lead,
+                subsequent_indent=hang,
+                break_on_hyphens=False,
+            )
+        )
+    return "\n".join(lines)
+
+
 def _join_names(values: Any, conjunction: str = "and") -> str:
     items = [str(v) for v in values]
     if len(items) <= 2:
@@ -132,6 +229,13 @@ class Renderer:
         self.env.filters["date"] = format_date
         self.env.filters["join_names"] = _join_names
         self.env.filters["wordwrap"] = wordwrap
+        self.env.filters["bullet"] = bullet
+        self.env.filters["plural"] = plural
+        self.env.filters["lower_first"] = lower_first
+        self.env.filters["number"] = format_number
+        self.env.filters["cell"] = format_cell
+        self.env.filters["text_table"] = text_table
+        self.env.tests["numeric"] = is_numeric
         self.catalog = self._load_catalog()
         self.env.globals["catalog"] = self.catalog
 
@@ -147,7 +251,9 @@ class Renderer:
             html = self.env.get_template(f"{name}.html.j2").render(context)
         except TemplateError as exc:
             raise RenderError(f"template {name!r}: {exc}") from exc
-        return RenderedEmail(subject=header_safe(subject, limit=200), text=text, html=html)
+        return RenderedEmail(
+            subject=header_safe(subject, limit=200), text=fit_lines(text), html=html
+        )
 
 
 def leftover_syntax(text: str) -> list[str]:

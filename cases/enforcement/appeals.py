@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from cases.core.clock import readable
 from cases.core.enums import ActionStatus, AppealStatus, CaseOutcome, CaseStatus
-from cases.core.errors import GuardFailed
+from cases.core.errors import GuardFailed, InvalidInput
 from cases.core.models import Appeal, Case
 from cases.enforcement import planning
 from cases.enforcement.platform.base import PlatformAdapter
@@ -22,11 +22,31 @@ from cases.lifecycle.states import Op, check_transition
 from cases.lifecycle.write import Change, record
 
 
+def appellant(developer_id: str) -> str:
+    """How an appeal a lead entered for a developer names the developer as its author."""
+    return f"developer:{developer_id}"
+
+
 def submit_appeal(
-    session: Session, *, case_id: int, actor: str, statement: str, now: datetime
+    session: Session,
+    *,
+    case_id: int,
+    actor: str,
+    statement: str,
+    now: datetime,
+    developer_id: str | None = None,
 ) -> Case:
-    """The developer appeals the enforcement: once, within the appeal window."""
+    """The developer appeals the enforcement: once, within the appeal window.
+
+    ``developer_id``: a lead enters the appeal a developer of the case sent (by e-mail, say);
+    the developer is recorded as the appellant and ``actor`` as who entered it.
+    """
     case = get_or_raise(session, case_id=case_id, lock=True)
+    entered_by = None
+    if developer_id is not None:
+        if developer_id not in {d.id for d in case.developers}:
+            raise InvalidInput(f"developer {developer_id} is not part of case {case.id}")
+        actor, entered_by = appellant(developer_id), actor
     check_transition(Op.SUBMIT_APPEAL, case.status)
     decision = enforcement_or_raise(session, case)
     if case.deadline is not None and now > case.deadline:
@@ -45,7 +65,13 @@ def submit_appeal(
     record(
         session,
         case=case,
-        change=Change(op=Op.SUBMIT_APPEAL, actor=actor, reason=statement, now=now),
+        change=Change(
+            op=Op.SUBMIT_APPEAL,
+            actor=actor,
+            reason=statement,
+            now=now,
+            data={"entered_by": entered_by} if entered_by else {},
+        ),
     )
     return case
 

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cases.core.clock import readable
 from cases.core.enums import CaseOutcome, CaseStatus
 from cases.core.errors import GuardFailed
-from cases.core.models import Case, Enforcement
+from cases.core.models import Case, CaseEvent, Enforcement
 from cases.enforcement import planning
 from cases.enforcement.platform.base import PlatformAdapter
 from cases.lifecycle.operations import latest_change_request
@@ -159,8 +160,8 @@ def _enforce(session: Session, *, case: Case, adapter: PlatformAdapter, now: dat
             f"case {case.id}: {', '.join(sorted({a.kind.value for a in decision.actions}))} "
             "needs a lead's approval (caseward cases approve-enforcement)"
         )
+    request = latest_change_request(session, case_id=case.id)
     if not decision.urgent:
-        request = latest_change_request(session, case_id=case.id)
         if request is None or request.notified_at is None:
             raise GuardFailed(f"case {case.id}: no change request was delivered to the developer")
         if request.due_at is None or request.due_at > now:
@@ -181,10 +182,31 @@ def _enforce(session: Session, *, case: Case, adapter: PlatformAdapter, now: dat
             now=now,
             data={"actions": actions},
             emails=notices,
-            email_context={"actions": actions, "reason": decision.reason},
+            email_context={
+                "actions": actions,
+                "reason": decision.reason,
+                "urgent": decision.urgent,
+                "deadline": None if decision.urgent or request is None else request.due_at,
+                "changes": list(request.changes) if request is not None else [],
+                "approval_reason": _approval_reason(session, case, decision),
+            },
         ),
     )
     return case
+
+
+def _approval_reason(session: Session, case: Case, decision: Enforcement) -> str | None:
+    """The reason a lead gave when approving a due enforcement (the notice quotes it); an
+    urgent enforcement's reason is its own."""
+    if decision.urgent or not decision.approved_by:
+        return None
+    query = (
+        select(CaseEvent.reason)
+        .where(CaseEvent.case_id == case.id, CaseEvent.kind == Op.APPROVE_ENFORCEMENT.value)
+        .order_by(CaseEvent.id.desc())
+        .limit(1)
+    )
+    return session.scalar(query)
 
 
 def close_unappealed(session: Session, *, case_id: int, now: datetime) -> Case:

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from cases.core.clock import readable
 from cases.core.enums import CaseOutcome, CaseStatus
-from cases.core.errors import GuardFailed
+from cases.core.errors import GuardFailed, InvalidInput
 from cases.core.models import Case, ChangeRequest
 from cases.core.settings import get_settings
 from cases.enforcement.catalog import get_catalog
@@ -44,6 +44,13 @@ def latest_change_request(session: Session, *, case_id: int) -> ChangeRequest | 
     return session.scalars(query).one_or_none()
 
 
+def _asked(case: Case, request: ChangeRequest | None) -> list[str]:
+    """What the case's change request asks for (a reminder repeats it)."""
+    if request is not None and request.changes:
+        return [str(change) for change in request.changes]
+    return get_catalog().entry(case.policy).required_changes
+
+
 def confirm(session: Session, *, case_id: int, actor: str, reason: str, now: datetime) -> Case:
     case = get_or_raise(session, case_id=case_id, lock=True)
     record(session, case=case, change=Change(op=Op.CONFIRM, actor=actor, reason=reason, now=now))
@@ -67,7 +74,10 @@ def dismiss(session: Session, *, case_id: int, actor: str, reason: str, now: dat
 
 
 def assign(session: Session, *, case_id: int, actor: str, assignee: str, now: datetime) -> Case:
-    """Give an open case to a lead."""
+    """Give an open case to a lead (one of the configured leads, when there are any)."""
+    leads = get_settings().leads
+    if leads and assignee not in leads:
+        raise InvalidInput(f"{assignee} is not a lead; the configured leads are {', '.join(leads)}")
     case = get_or_raise(session, case_id=case_id, lock=True)
     record(
         session,
@@ -217,8 +227,7 @@ def reject_compliance(
     never enforced on without having been told what is still missing.
     """
     case = get_or_raise(session, case_id=case_id, lock=True)
-    previous = latest_change_request(session, case_id=case.id)
-    asked = previous.changes if previous else get_catalog().entry(case.policy).required_changes
+    asked = _asked(case, latest_change_request(session, case_id=case.id))
     return _change_request(
         session,
         case=case,
@@ -267,6 +276,7 @@ def extend(
         raise GuardFailed(f"case {case.id}: the change request has not been delivered yet")
     old = case.deadline
     new = (old or now) + timedelta(days=days or settings.deadlines.extension_days)
+    request = latest_change_request(session, case_id=case.id)
     record(
         session,
         case=case,
@@ -282,10 +292,14 @@ def extend(
                     new, settings.deadlines.reminder_offsets_days, now
                 ),
             },
-            email_context={"old_deadline": old, "new_deadline": new, "decision_reason": reason},
+            email_context={
+                "old_deadline": old,
+                "new_deadline": new,
+                "decision_reason": reason,
+                "changes": _asked(case, request),
+            },
         ),
     )
-    request = latest_change_request(session, case_id=case.id)
     if request is not None:
         request.due_at = new
     return case
@@ -310,7 +324,10 @@ def _send_reminder(session: Session, *, case: Case, now: datetime) -> Case:
             reason=f"reminder: changes due {readable(case.deadline)}",
             now=now,
             fields={"next_reminder_at": next_reminder(case.deadline, offsets, now)},
-            email_context={"deadline": case.deadline},
+            email_context={
+                "deadline": case.deadline,
+                "changes": _asked(case, latest_change_request(session, case_id=case.id)),
+            },
         ),
     )
     return case

@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from cases.core.enums import CaseStatus
 from cases.core.errors import NotFound
 from cases.core.models import App, Appeal, Case, ChangeRequest, Developer, PlatformAction
 from cases.core.schemas import (
@@ -38,6 +39,17 @@ def case_detail(session: Session, *, case_id: int) -> CaseDetail:
         enforcement=EnforcementRead.model_validate(decision) if decision else None,
         appeal=AppealRead.model_validate(appeal) if appeal else None,
     )
+
+
+def waiting_for_lead(session: Session) -> list[int]:
+    """Cases only a lead can move on: an enforcement to approve, an appeal to decide, a
+    compliance report to check, an undelivered notice to deal with."""
+    waiting = {w.case_id for w in briefs.waiting_decisions(session, limit=1_000_000)}
+    query = select(Case.id).where(
+        (Case.status == CaseStatus.COMPLIANCE_REPORTED)
+        | (Case.delivery_blocked.is_(True) & Case.status.not_in(TERMINAL))
+    )
+    return sorted(waiting | set(session.scalars(query)))
 
 
 def app_detail(session: Session, *, app_id: str) -> AppRead:

@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import Select, insert, select
 from sqlalchemy.orm import Session, selectinload
 
-from cases.core.enums import CaseStatus
+from cases.core.enums import CaseStatus, Severity
 from cases.core.errors import NotFound
 from cases.core.models import App, Case, CaseEvent, Developer, case_apps, case_developers
 from cases.core.schemas import CaseCreate, CaseRead
@@ -48,14 +48,24 @@ def list_cases(
     *,
     status: CaseStatus | None = None,
     policy: str | None = None,
+    severity: Severity | None = None,
+    assignee: str | None = None,
+    case_ids: Sequence[int] | None = None,
     app_id: str | None = None,
     limit: int | None = None,
 ) -> list[Case]:
+    """Cases matching every filter given, oldest first."""
     query = _case_query().order_by(Case.id)
     if status is not None:
         query = query.where(Case.status == status)
     if policy is not None:
         query = query.where(Case.policy == policy)
+    if severity is not None:
+        query = query.where(Case.severity == severity)
+    if assignee is not None:
+        query = query.where(Case.assignee == assignee)
+    if case_ids is not None:
+        query = query.where(Case.id.in_(case_ids))
     if app_id is not None:
         query = query.where(Case.apps.any(App.id == app_id))
     if limit is not None:

@@ -94,7 +94,10 @@ TRANSITIONS: dict[Op, TransitionSpec] = {
     Op.APPROVE_URGENT: TransitionSpec(ACTIVE_BEFORE_ENFORCEMENT, S.ENFORCEMENT_DUE, lead_only=True),
     # a lead decides against a planned enforcement before it runs
     Op.DECLINE_ENFORCEMENT: TransitionSpec(
-        frozenset({S.ENFORCEMENT_DUE}), S.RESOLVED, (EmailTemplate.CASE_RESOLVED,), lead_only=True
+        frozenset({S.ENFORCEMENT_DUE}),
+        S.RESOLVED,
+        (EmailTemplate.ENFORCEMENT_DECLINED,),
+        lead_only=True,
     ),
     # the enforcement notice depends on the actions taken: see ENFORCEMENT_NOTICES
     Op.ENFORCE: TransitionSpec(frozenset({S.ENFORCEMENT_DUE}), S.ENFORCED),
@@ -165,6 +168,45 @@ ENFORCEMENT_NOTICES: dict[ActionKind, EmailTemplate] = {
 TERMINAL = frozenset({S.DISMISSED, S.RESOLVED, S.CLOSED})
 
 
+# each operation as the object of "cannot ... a case", for messages a lead reads
+OP_WORDS: dict[Op, str] = {
+    Op.OPEN: "open",
+    Op.CONFIRM: "confirm",
+    Op.DISMISS: "dismiss",
+    Op.SEND_OUTREACH: "send the outreach for",
+    Op.REQUEST_CHANGES: "request changes on",
+    Op.REPORT_COMPLIANCE: "report compliance on",
+    Op.REJECT_COMPLIANCE: "reject the compliance report on",
+    Op.RESOLVE: "resolve",
+    Op.ESCALATE: "escalate",
+    Op.APPROVE_URGENT: "approve an urgent enforcement on",
+    Op.DECLINE_ENFORCEMENT: "decline the enforcement of",
+    Op.ENFORCE: "enforce",
+    Op.SUBMIT_APPEAL: "submit an appeal on",
+    Op.UPHOLD: "uphold the enforcement of",
+    Op.OVERTURN: "overturn the enforcement of",
+    Op.CLOSE: "close",
+    Op.EVIDENCE_REFRESHED: "add evidence to",
+    Op.NOTICE_DELIVERED: "record a delivered notice on",
+    Op.DELIVERY_FAILED: "record a failed delivery on",
+    Op.DELIVERY_UNBLOCKED: "unblock the delivery of",
+    Op.DELIVERY_UNCERTAIN: "record an uncertain delivery on",
+    Op.DELIVERY_RESOLVED: "settle a delivery on",
+    Op.REMINDER_SENT: "send a reminder on",
+    Op.EXTEND: "extend the deadline of",
+    Op.ACKNOWLEDGE: "acknowledge the request on",
+    Op.APPROVE_ENFORCEMENT: "approve the enforcement of",
+    Op.ASSIGN: "assign",
+}
+
+
+def _refusal(op: Op, status: CaseStatus, allowed: frozenset[CaseStatus]) -> str:
+    """``cannot submit an appeal on a case that is appealed; possible when it is enforced``."""
+    names = sorted(s.value for s in allowed)
+    when = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " or " + names[-1]
+    return f"cannot {OP_WORDS[op]} a case that is {status.value}; possible when it is {when}"
+
+
 def allowed_targets(status: CaseStatus) -> frozenset[CaseStatus]:
     """Every status reachable from ``status`` in one transition."""
     return frozenset(spec.target for spec in TRANSITIONS.values() if status in spec.sources)
@@ -176,11 +218,7 @@ def check_transition(op: Op, status: CaseStatus) -> TransitionSpec:
     if spec is None:
         raise TransitionNotAllowed(f"{op.value} is not a status transition")
     if status not in spec.sources:
-        allowed = ", ".join(sorted(s.value for s in spec.sources))
-        raise TransitionNotAllowed(
-            f"cannot {op.value.replace('_', ' ')} a case that is {status.value} "
-            f"(allowed from: {allowed})"
-        )
+        raise TransitionNotAllowed(_refusal(op, status, spec.sources))
     return spec
 
 
@@ -190,9 +228,5 @@ def check_event(op: Op, status: CaseStatus) -> EventSpec:
     if spec is None:
         raise TransitionNotAllowed(f"{op.value} is not an event")
     if status not in spec.allowed_in:
-        allowed = ", ".join(sorted(s.value for s in spec.allowed_in))
-        raise TransitionNotAllowed(
-            f"cannot {op.value.replace('_', ' ')} a case that is {status.value} "
-            f"(allowed in: {allowed})"
-        )
+        raise TransitionNotAllowed(_refusal(op, status, spec.allowed_in))
     return spec

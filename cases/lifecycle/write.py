@@ -26,6 +26,8 @@ from cases.lifecycle.states import TRANSITIONS, Op, check_event, check_transitio
 
 # the actor of the steps Caseward takes on its own
 SYSTEM = "caseward"
+# the actor of cases that detection opens or refreshes
+DETECTOR = "detector"
 
 # entering a status clears the timers of the one it leaves
 CLEARED_TIMERS: Mapping[str, Any] = {"deadline": None, "next_reminder_at": None}

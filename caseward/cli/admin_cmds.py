@@ -2,30 +2,66 @@
 
 from __future__ import annotations
 
+import json
+import shlex
+import textwrap
 from typing import Annotated, Any
 
 import typer
+from pydantic import BaseModel
+from rich.text import Text
 from sqlalchemy import func, select
 
 from cases.core.db import get_engine, unit_of_work
 from cases.core.migrate import upgrade
 from cases.core.models import Case
-from cases.core.settings import get_settings, masked
+from cases.core.settings import Settings, env_name, get_settings, masked
 from cases.email.delivery import deliver_pending
 from cases.lifecycle import sweeper
+from caseward.cli.case_views import width
 from caseward.cli.common import STATE, emit, err, table
 
 Json = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 
 
-def _flatten(data: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
-    rows: list[tuple[str, Any]] = []
-    for key, value in data.items():
-        if isinstance(value, dict):
-            rows.extend(_flatten(value, f"{prefix}{key}."))
+def _settings_rows(
+    model: type[BaseModel], values: dict[str, Any], prefix: str = ""
+) -> list[tuple[str, Any, str]]:
+    """Each setting as (dotted name, effective value, description), groups flattened."""
+    rows: list[tuple[str, Any, str]] = []
+    for name, field in model.model_fields.items():
+        annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            rows.extend(_settings_rows(annotation, values[name], f"{prefix}{name}."))
         else:
-            rows.append((f"{prefix}{key}", value))
+            rows.append((f"{prefix}{name}", values.get(name), field.description or ""))
     return rows
+
+
+def _env_value(value: Any) -> str:
+    """A value as the environment takes it: JSON for lists and tables, quoted for a shell."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    text = json.dumps(value) if isinstance(value, list | dict) else value
+    return shlex.quote(str(text))
+
+
+def config_lines(settings: Settings) -> str:
+    """Every setting as the line a lead types (``NAME=value``), its meaning below it."""
+    lines = []
+    for path, value, description in _settings_rows(Settings, masked(settings)):
+        assignment = f"{env_name(path)}={_env_value(value)}"
+        lines += textwrap.wrap(
+            assignment, width(), subsequent_indent="    ", break_on_hyphens=False
+        )
+        if value is None:
+            description += " (not set)"
+        lines += textwrap.wrap(
+            description, width(), initial_indent="    ", subsequent_indent="    "
+        )
+    return "\n".join(lines)
 
 
 def init() -> None:
@@ -40,9 +76,11 @@ def init() -> None:
 
 
 def config(as_json: Json = False) -> None:
-    """Print the effective configuration (secrets masked)."""
-    values = masked(get_settings())
-    emit(values, as_json, lambda: table("configuration", ["setting", "value"], _flatten(values)))
+    """Print the effective configuration (secrets masked), one line per setting as its
+    environment variable is set, e.g. CASEWARD_DEADLINES__CHANGE_DAYS=30 (caseward.toml takes
+    the same names as tables: [deadlines] change_days = 30)."""
+    settings = get_settings()
+    emit(masked(settings), as_json, lambda: Text(config_lines(settings)))
 
 
 def advance(

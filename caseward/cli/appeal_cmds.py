@@ -22,12 +22,32 @@ appeal_app = typer.Typer(help="Appeals of enforcement decisions.", no_args_is_he
 def submit(
     case_id: CaseId,
     statement: Annotated[str, typer.Option("--statement", help="The developer's appeal.")],
+    developer: Annotated[
+        str | None,
+        typer.Option(
+            "--developer",
+            help="The developer who appealed (a lead entering an appeal on their behalf; "
+            "required from a lead when leads are configured).",
+        ),
+    ] = None,
     as_json: Json = False,
 ) -> None:
-    """Record a developer's appeal of the case's enforcement (one, within the window)."""
+    """Record a developer's appeal of the case's enforcement (one, within the window).
+
+    A lead who enters an appeal a developer sent names the developer with --developer: the
+    developer is recorded as the appellant, the lead as who entered it.
+    """
+    who = STATE.who()
+    if developer is None and who in get_settings().leads:
+        raise InvalidInput(f"{who} is a lead: name the developer who appealed with --developer ID")
     with unit_of_work() as session:
         case = appeals.submit_appeal(
-            session, case_id=case_id, actor=STATE.who(), statement=statement, now=STATE.now()
+            session,
+            case_id=case_id,
+            actor=who,
+            statement=statement,
+            now=STATE.now(),
+            developer_id=developer,
         )
         read = service.to_read(case)
     emit(read, as_json, lambda: f"case {read.id}: {read.status}")

@@ -10,8 +10,9 @@ from rich.console import Group
 from cases.core.db import unit_of_work
 from cases.core.schemas import AppRead
 from cases.lifecycle import queries
-from caseward.cli.case_cmds import Json, case_table
-from caseward.cli.common import emit
+from caseward.cli.case_cmds import Json
+from caseward.cli.case_views import case_list
+from caseward.cli.common import STATE, emit
 
 apps_app = typer.Typer(help="Registered apps and their cases.", no_args_is_help=True)
 
@@ -21,7 +22,7 @@ def _view(app: AppRead) -> Any:
         f"[bold]{app.id}[/bold] {app.name}  status [bold]{app.status}[/bold]  "
         f"developer {app.developer_id} ({app.developer_status})",
         f"website: {app.website or '-'}   requests (7 days): {app.requests_7d:,}",
-        case_table(app.cases),
+        case_list(app.cases, STATE.now()),
     )
 
 

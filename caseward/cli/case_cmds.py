@@ -2,111 +2,41 @@
 
 from __future__ import annotations
 
-import json
 import os
 from collections import Counter
 from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 import typer
-from rich.console import Group
-from rich.syntax import Syntax
-from rich.text import Text
 
 from cases.core.db import unit_of_work
 from cases.core.enums import CaseStatus, Policy, Severity
 from cases.core.models import Case
-from cases.core.schemas import CaseCreate, CaseDetail, CaseRead
+from cases.core.schemas import CaseCreate
 from cases.enforcement import planning
 from cases.lifecycle import escalation, notices, operations, queries, service
-from caseward.cli.common import STATE, emit, fmt_time, out, table
+from caseward.cli import case_views
+from caseward.cli.common import STATE, emit, fmt_time, out
 
 cases_app = typer.Typer(help="Open, inspect and decide enforcement cases.", no_args_is_help=True)
 
 CaseId = Annotated[int, typer.Argument(help="The case id.", show_default=False)]
+# who reads a decision's reason: the developer in the e-mail it causes, or only the case
 Reason = Annotated[
-    str, typer.Option("--reason", help="Why; the developer reads it.", show_default=False)
+    str,
+    typer.Option(
+        "--reason", help="Why; e-mailed to the developers of the case.", show_default=False
+    ),
+]
+RecordedReason = Annotated[
+    str,
+    typer.Option(
+        "--reason",
+        help="Why; recorded on the case (this step e-mails no developer).",
+        show_default=False,
+    ),
 ]
 Json = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
-
-
-def case_table(rows: list[CaseRead]) -> Any:
-    return table(
-        f"{len(rows)} case(s)",
-        ["id", "policy", "severity", "status", "apps", "developers", "deadline"],
-        [
-            [
-                c.id,
-                c.policy,
-                c.severity,
-                c.status,
-                " ".join(c.app_ids),
-                " ".join(c.developer_ids),
-                fmt_time(c.deadline),
-            ]
-            for c in rows
-        ],
-    )
-
-
-def _detail_view(detail: CaseDetail) -> Any:
-    head = Text.assemble(
-        (f"Case {detail.id}", "bold"),
-        f"  {detail.policy}  severity {detail.severity}  ",
-        (detail.status, "bold cyan"),
-        f"\napps: {' '.join(detail.app_ids)}   developers: {' '.join(detail.developer_ids)}",
-        f"\ndeadline: {fmt_time(detail.deadline)}   reason: {detail.reason}",
-    )
-    parts: list[Any] = [head]
-    if detail.evidence:
-        parts.append(_evidence_view(detail.evidence))
-    if detail.enforcement:
-        parts.append(
-            table(
-                "enforcement actions",
-                ["action", "target", "status", "applied", "reversed"],
-                [
-                    [
-                        a.kind,
-                        f"{a.target_type} {a.target_id}",
-                        a.status,
-                        fmt_time(a.applied_at),
-                        fmt_time(a.reversed_at),
-                    ]
-                    for a in detail.enforcement.actions
-                ],
-            )
-        )
-    parts.append(
-        table(
-            "timeline",
-            ["#", "when", "who", "what", "status", "reason"],
-            [
-                [
-                    e.id,
-                    fmt_time(e.at),
-                    e.actor,
-                    e.kind,
-                    f"{e.from_status or ''} → {e.to_status}",
-                    e.reason,
-                ]
-                for e in detail.events
-            ],
-        )
-    )
-    return Group(*parts)
-
-
-def _evidence_view(evidence: dict[str, Any]) -> Any:
-    """The finding's one-line summary first, then every detail as indented JSON."""
-    details = {k: v for k, v in evidence.items() if k != "summary"}
-    body = json.dumps(details, indent=2, default=str) if details else ""
-    summary = evidence.get("summary")
-    return Group(
-        Text("evidence", style="bold"),
-        *([Text(str(summary))] if summary else []),
-        *([Syntax(body, "json", word_wrap=True)] if body else []),
-    )
 
 
 def _done(case: Case, as_json: bool) -> None:
@@ -121,11 +51,21 @@ def open_(
     developer_ids: Annotated[
         list[str], typer.Option("--developer", help="A developer id (repeat for more).")
     ],
-    reason: Reason,
+    reason: Annotated[
+        str,
+        typer.Option(
+            "--reason",
+            help="What was found; every developer of the case reads it in the e-mails.",
+            show_default=False,
+        ),
+    ],
     severity: Annotated[Severity, typer.Option("--severity")] = Severity.MEDIUM,
     evidence: Annotated[
         list[str] | None,
-        typer.Option("--evidence", help="An observation to record as evidence (repeatable)."),
+        typer.Option(
+            "--evidence",
+            help="An observation recorded as evidence (repeatable); the developers read it.",
+        ),
     ] = None,
     as_json: Json = False,
 ) -> None:
@@ -153,53 +93,83 @@ def open_(
 def list_(
     status: Annotated[CaseStatus | None, typer.Option("--status")] = None,
     policy: Annotated[Policy | None, typer.Option("--policy")] = None,
+    severity: Annotated[Severity | None, typer.Option("--severity")] = None,
+    assignee: Annotated[
+        str | None, typer.Option("--assignee", help="Cases assigned to this lead.")
+    ] = None,
+    mine: Annotated[
+        bool, typer.Option("--mine", help="Cases assigned to me (--actor or $USER).")
+    ] = False,
+    needs_decision: Annotated[
+        bool,
+        typer.Option(
+            "--needs-decision",
+            help="Cases waiting for a lead: an approval, an appeal, a compliance report to "
+            "check, an undelivered notice.",
+        ),
+    ] = False,
     limit: Annotated[int | None, typer.Option("--limit", min=1)] = None,
     as_json: Json = False,
 ) -> None:
-    """List cases, oldest first."""
+    """List cases, oldest first: status, severity, age, assignee, deadline and what was found."""
     with unit_of_work() as session:
         rows = [
             service.to_read(c)
             for c in service.list_cases(
-                session, status=status, policy=policy.value if policy else None, limit=limit
+                session,
+                status=status,
+                policy=policy.value if policy else None,
+                severity=severity,
+                assignee=STATE.who() if mine else assignee,
+                case_ids=queries.waiting_for_lead(session) if needs_decision else None,
+                limit=limit,
             )
         ]
-    emit(rows, as_json, lambda: case_table(rows))
+    emit(rows, as_json, lambda: case_views.case_list(rows, STATE.now()))
 
 
 @cases_app.command("show")
 def show(case_id: CaseId, as_json: Json = False) -> None:
-    """A case, its evidence, actions and whole timeline (oldest first)."""
+    """A case, what it waits for, the changes asked, its evidence, actions and timeline."""
     with unit_of_work() as session:
         detail = queries.case_detail(session, case_id=case_id)
-    emit(detail, as_json, lambda: _detail_view(detail))
+    emit(detail, as_json, lambda: case_views.case_detail(detail, STATE.now()))
 
 
 LeadDecision = Callable[..., Case]
 
-DECISIONS: dict[str, tuple[LeadDecision, str]] = {
+# each lead decision: the operation, its help, and whether the developer reads its reason
+DECISIONS: dict[str, tuple[LeadDecision, str, bool]] = {
     "confirm": (
         operations.confirm,
         "Confirm a case after triage; outreach goes at the next advance.",
+        False,
     ),
     "dismiss": (
         operations.dismiss,
-        "Dismiss a case: no violation, the developer is not contacted.",
+        "Dismiss a case: no violation; the developer is not contacted.",
+        False,
     ),
-    "resolve": (operations.resolve, "Resolve a case: the developer complied (lead verified)."),
+    "resolve": (
+        operations.resolve,
+        "Resolve a case: the developer complied (lead verified); the developer is told why.",
+        True,
+    ),
     "reject-compliance": (
         operations.reject_compliance,
-        "The reported changes are not enough: back to the request.",
+        "The reported changes are not enough: a new change request, with the reason.",
+        True,
     ),
     "unblock-delivery": (
         notices.unblock_delivery,
         "A failed notice was dealt with; escalation may go on.",
+        False,
     ),
 }
 
 
-def _decision_command(operation: LeadDecision, doc: str) -> Callable[..., None]:
-    def command(case_id: CaseId, reason: Reason, as_json: Json = False) -> None:
+def _decision_command(operation: LeadDecision, doc: str, told: bool) -> Callable[..., None]:
+    def command(case_id: CaseId, reason: str, as_json: Json = False) -> None:
         with unit_of_work() as session:
             case = operation(
                 session, case_id=case_id, actor=STATE.who(), reason=reason, now=STATE.now()
@@ -207,11 +177,12 @@ def _decision_command(operation: LeadDecision, doc: str) -> Callable[..., None]:
             _done(case, as_json)
 
     command.__doc__ = doc
+    command.__annotations__["reason"] = Reason if told else RecordedReason
     return command
 
 
-for _name, (_operation, _doc) in DECISIONS.items():
-    cases_app.command(_name)(_decision_command(_operation, _doc))
+for _name, (_operation, _doc, _told) in DECISIONS.items():
+    cases_app.command(_name)(_decision_command(_operation, _doc, _told))
 
 
 @cases_app.command("extend")
@@ -232,7 +203,7 @@ def extend(
 @cases_app.command("request-changes")
 def request_changes(
     case_id: CaseId,
-    reason: Reason,
+    reason: RecordedReason,
     changes: Annotated[
         list[str] | None,
         typer.Option("--change", help="A required change (repeatable); default: the policy's."),
@@ -295,7 +266,12 @@ def assign(
 @cases_app.command("add-evidence")
 def add_evidence(
     case_id: CaseId,
-    note: Annotated[str, typer.Option("--note", help="What was observed.")],
+    note: Annotated[
+        str,
+        typer.Option(
+            "--note", help="What was observed; the developers of the case read it in e-mails."
+        ),
+    ],
     as_json: Json = False,
 ) -> None:
     """Record an observation as evidence (enforcement needs recorded evidence)."""
@@ -309,7 +285,14 @@ def add_evidence(
 @cases_app.command("approve-enforcement")
 def approve_enforcement(
     case_id: CaseId,
-    reason: Reason,
+    reason: Annotated[
+        str,
+        typer.Option(
+            "--reason",
+            help="Why; the enforcement notice quotes it to the developers.",
+            show_default=False,
+        ),
+    ],
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Show what it would cut off; change nothing.")
     ] = False,

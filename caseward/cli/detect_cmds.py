@@ -26,13 +26,18 @@ from cases.detection.run import (
 )
 from cases.detection.snapshot import Progress, Snapshot
 from cases.detection.to_cases import sync_findings
+from cases.lifecycle.write import DETECTOR
+from caseward.cli.case_views import columns, hanging
 from caseward.cli.common import STATE, emit, err, out, print_json, settings, table
+
+# case ids listed per policy after detect (--json lists every finding)
+MAX_CASE_IDS = 30
 
 DataDir = Annotated[
     Path,
     typer.Option(
         "--data",
-        help="Snapshot folder (docs/platform-data.md).",
+        help="Snapshot folder: CSV or Parquet files as docs/platform-data.md describes.",
         show_default=False,
         exists=True,
         file_okay=False,
@@ -107,9 +112,12 @@ def import_snapshot(data: DataDir, as_json: Json = False) -> None:
 
 
 def detect(data: DataDir, as_json: Json = False) -> None:
-    """Import a snapshot, run the four detectors and open or refresh cases."""
+    """Import a snapshot, run the four detectors and open or refresh cases.
+
+    The snapshot's files and columns: docs/platform-data.md in the Caseward repository.
+    """
     detection = settings().detection
-    actor, now = STATE.who(), STATE.now()
+    actor, now = DETECTOR, STATE.now()  # detection opens the cases, whoever runs it
     started = time.perf_counter()
     with _progress("detecting") as progress, _open(data, progress) as snapshot:
         with unit_of_work() as session:
@@ -124,12 +132,14 @@ def detect(data: DataDir, as_json: Json = False) -> None:
         print_json([f.to_contract() for f in synced])
         return
     out.print(table("registry", ["table", "rows", "new", "changed"], _summary_rows(summary)))
-    out.print(_policy_table(synced))
+    out.print(_policy_lines(synced))
     out.print(f"{len(synced)} finding(s) in {elapsed:.1f}s")
 
 
-def _policy_table(findings: list[Finding]) -> Any:
-    rows = []
+def _policy_lines(findings: list[Finding]) -> Text:
+    """Per policy: findings, what they did to cases, apps, severities; then the case ids."""
+    header = ["policy", "found", "new", "refreshed", "unchanged", "apps", "high/med/low"]
+    rows, ids = [], []
     for policy in Policy:
         mine = [f for f in findings if f.policy == policy]
         actions = Counter(f.action for f in mine)
@@ -137,22 +147,28 @@ def _policy_table(findings: list[Finding]) -> Any:
         rows.append(
             [
                 policy.value,
-                len(mine),
-                actions[FindingAction.OPENED],
-                actions[FindingAction.REFRESHED],
-                actions[FindingAction.UNCHANGED],
-                sum(len(f.app_ids) for f in mine),
-                " ".join(
-                    f"{k}:{severities[k]}" for k in ("high", "medium", "low") if severities[k]
-                ),
-                " ".join(str(f.case_id) for f in mine[:5]) + (" ..." if len(mine) > 5 else ""),
+                str(len(mine)),
+                str(actions[FindingAction.OPENED]),
+                str(actions[FindingAction.REFRESHED]),
+                str(actions[FindingAction.UNCHANGED]),
+                str(sum(len(f.app_ids) for f in mine)),
+                "/".join(str(severities[k]) for k in ("high", "medium", "low")),
             ]
         )
-    return table(
-        "findings per policy",
-        ["policy", "findings", "opened", "refreshed", "unchanged", "apps", "severity", "cases"],
-        rows,
-    )
+        ids.append([f.case_id for f in mine if f.case_id is not None])
+    lines = columns(header, rows, right=range(1, 6))
+    text = [lines[0]]
+    for line, case_ids in zip(lines[1:], ids, strict=True):
+        text.append(line)
+        if case_ids:
+            shown = " ".join(map(str, case_ids[:MAX_CASE_IDS]))
+            more = (
+                f" … and {len(case_ids) - MAX_CASE_IDS} more"
+                if len(case_ids) > MAX_CASE_IDS
+                else ""
+            )
+            text += hanging(f"cases {shown}{more}", "    ", "          ")
+    return Text("findings per policy\n" + "\n".join(text))
 
 
 def demo_data(
