@@ -29,6 +29,7 @@ from tests.prefect_fixtures import (
 )
 
 pytestmark = [pytest.mark.prefect, pytest.mark.usefixtures("prefect_harness")]
+DECIDED = (T0 + days(52)).isoformat()  # after every step the helpers below take
 
 
 def _enforced_or_due(engine: Engine, severity: Severity) -> int:
@@ -79,7 +80,9 @@ def _count(engine: Engine, case_id: int, op: Op) -> int:
 def test_approval_given_in_the_ui_resumes_and_records(sqlite_engine: Engine) -> None:
     case_id = _enforced_or_due(sqlite_engine, Severity.HIGH)
     run = Background(
-        lambda: approve_enforcement(case_id, timeout_hours=0.05, poll_seconds=1, return_state=True)
+        lambda: approve_enforcement(
+            case_id, timeout_hours=0.05, poll_seconds=1, now=DECIDED, return_state=True
+        )
     )
     _wait_until_paused(case_id, "approve-enforcement")
 
@@ -90,12 +93,22 @@ def test_approval_given_in_the_ui_resumes_and_records(sqlite_engine: Engine) -> 
     with session_scope(sqlite_engine) as session:
         decision = session.scalars(select(Enforcement).where(Enforcement.case_id == case_id)).one()
         assert decision.approved_by == "lead-bob"
+        event = session.scalars(
+            select(CaseEvent).where(
+                CaseEvent.case_id == case_id, CaseEvent.kind == Op.APPROVE_ENFORCEMENT
+            )
+        ).one()
+    # the event says the reviewer's name came from the form of this flow run, not the CLI
+    assert (event.actor, event.data["origin"]["channel"]) == ("lead-bob", "prefect-ui")
+    assert event.data["origin"]["flow_run_id"] == str(state.state_details.flow_run_id)
 
 
 def test_decision_recorded_by_the_cli_is_not_recorded_twice(sqlite_engine: Engine) -> None:
     case_id = _enforced_or_due(sqlite_engine, Severity.HIGH)
     run = Background(
-        lambda: approve_enforcement(case_id, timeout_hours=0.05, poll_seconds=1, return_state=True)
+        lambda: approve_enforcement(
+            case_id, timeout_hours=0.05, poll_seconds=1, now=DECIDED, return_state=True
+        )
     )
     _wait_until_paused(case_id, "approve-enforcement")
     with session_scope(sqlite_engine) as session:  # what `caseward cases approve-enforcement` does
@@ -112,7 +125,9 @@ def test_decision_recorded_by_the_cli_is_not_recorded_twice(sqlite_engine: Engin
 def test_no_decision_in_time_escalates(sqlite_engine: Engine) -> None:
     case_id = _enforced_or_due(sqlite_engine, Severity.HIGH)
 
-    state = approve_enforcement(case_id, timeout_hours=2 / 3600, poll_seconds=1, return_state=True)
+    state = approve_enforcement(
+        case_id, timeout_hours=2 / 3600, poll_seconds=1, now=DECIDED, return_state=True
+    )
 
     assert (state.name, state.is_failed()) == ("TimedOut", True)
     assert "within" in (state.message or "")
@@ -125,7 +140,9 @@ def test_no_decision_in_time_escalates(sqlite_engine: Engine) -> None:
 def test_overturned_appeal_restores_the_app(sqlite_engine: Engine) -> None:
     case_id = _appealed(sqlite_engine)
     run = Background(
-        lambda: review_appeal(case_id, timeout_hours=0.05, poll_seconds=1, return_state=True)
+        lambda: review_appeal(
+            case_id, timeout_hours=0.05, poll_seconds=1, now=DECIDED, return_state=True
+        )
     )
     _wait_until_paused(case_id, "review-appeal")
 
@@ -185,7 +202,9 @@ def test_the_form_refuses_a_reviewer_who_is_not_a_lead_and_keeps_waiting(
     _leads(monkeypatch, "lead-ann", "lead-bob")
     case_id = _enforced_or_due(sqlite_engine, Severity.HIGH)
     run = Background(
-        lambda: approve_enforcement(case_id, timeout_hours=0.05, poll_seconds=1, return_state=True)
+        lambda: approve_enforcement(
+            case_id, timeout_hours=0.05, poll_seconds=1, now=DECIDED, return_state=True
+        )
     )
     _wait_until_paused(case_id, "approve-enforcement")
 
@@ -203,7 +222,9 @@ def test_a_decision_the_lifecycle_refuses_is_asked_again(
     _leads(monkeypatch, "lead-ann", "lead-cy")
     case_id = _enforced_or_due(sqlite_engine, Severity.HIGH)
     run = Background(
-        lambda: approve_enforcement(case_id, timeout_hours=0.05, poll_seconds=1, return_state=True)
+        lambda: approve_enforcement(
+            case_id, timeout_hours=0.05, poll_seconds=1, now=DECIDED, return_state=True
+        )
     )
     _wait_until_paused(case_id, "approve-enforcement")
     _leads(monkeypatch, "lead-ann")  # lead-cy leaves the team while the form is open
@@ -228,7 +249,9 @@ def test_a_decision_the_lifecycle_refuses_is_asked_again(
 def test_the_form_shows_the_case_the_lead_decides(sqlite_engine: Engine) -> None:
     case_id = _enforced_or_due(sqlite_engine, Severity.HIGH)
     run = Background(
-        lambda: approve_enforcement(case_id, timeout_hours=0.05, poll_seconds=1, return_state=True)
+        lambda: approve_enforcement(
+            case_id, timeout_hours=0.05, poll_seconds=1, now=DECIDED, return_state=True
+        )
     )
     _wait_until_paused(case_id, "approve-enforcement")
     form = _form(waiting_runs(case_id, "approve-enforcement")[0], "decision-1")
@@ -261,7 +284,9 @@ def test_the_appeal_form_shows_the_statement_and_bars_the_approver(
             now=T0 + days(50),
         )
     run = Background(
-        lambda: review_appeal(case_id, timeout_hours=0.05, poll_seconds=1, return_state=True)
+        lambda: review_appeal(
+            case_id, timeout_hours=0.05, poll_seconds=1, now=DECIDED, return_state=True
+        )
     )
     _wait_until_paused(case_id, "review-appeal")
     form = _form(waiting_runs(case_id, "review-appeal")[0], "decision-1")

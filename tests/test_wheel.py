@@ -59,7 +59,10 @@ class Installed:
             if not k.startswith(("CASEWARD_", "PYTHON", "PREFECT_"))
             and k not in {"VIRTUAL_ENV", "SENDGRID_API_KEY"}
         }
-        return keep | {"PATH": f"{self.venv / 'bin'}{os.pathsep}{os.environ['PATH']}"}
+        return keep | {
+            "PATH": f"{self.venv / 'bin'}{os.pathsep}{os.environ['PATH']}",
+            "CASEWARD_SIMULATION": "true",  # the case runs at simulated times
+        }
 
     def run(self, *args: str) -> subprocess.CompletedProcess[str]:
         done = subprocess.run(

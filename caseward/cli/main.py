@@ -46,17 +46,23 @@ app = typer.Typer(
 def _root(
     now: Annotated[
         str | None,
-        typer.Option("--now", help="Simulated current time (ISO 8601); also CASEWARD_NOW."),
+        typer.Option(
+            "--now",
+            help="Simulated current time (ISO 8601), simulation mode only; also CASEWARD_NOW.",
+        ),
     ] = None,
     actor: Annotated[
         str | None,
-        typer.Option("--actor", help="Who is acting (a lead's name); also CASEWARD_ACTOR."),
+        typer.Option(
+            "--actor",
+            help="Who is acting (simulation mode only); also CASEWARD_ACTOR. Otherwise: the "
+            'login user, or the database role with identity = "database".',
+        ),
     ] = None,
 ) -> None:
     STATE.now_text = now
     STATE.actor = actor
-    if now is not None:
-        STATE.now()  # a malformed --now is bad usage for every command, not only writers
+    STATE.check()
 
 
 for module in (admin_cmds, case_cmds, appeal_cmds, apps_cmds):
