@@ -234,7 +234,12 @@ class EmailSettings(Group):
     sendgrid_host: str = Field("https://api.sendgrid.com", description="SendGrid API base URL.")
     sendgrid_sandbox: bool = Field(False, description="Use SendGrid sandbox mode (nothing sent).")
     timeout_seconds: float = Field(10.0, gt=0, description="Provider request timeout.")
-    max_attempts: int = Field(6, ge=1, description="Delivery attempts before giving up.")
+    retry_horizon_hours: float = Field(
+        72.0,
+        gt=0,
+        description="Transient failures (429, 5xx, timeouts) are retried for at least this "
+        "long before the e-mail fails.",
+    )
     backoff_base_seconds: float = Field(30.0, gt=0, description="First retry delay.")
     backoff_max_seconds: float = Field(3600.0, gt=0, description="Longest retry delay.")
     timezone: str = Field("UTC", description="Time zone deadlines are shown in.")

@@ -121,21 +121,24 @@ def send(
         int | None, typer.Option("--limit", min=1, help="Send at most this many.")
     ] = None,
     as_json: Json = False,
-) -> int:
-    """Deliver the e-mails due now through the configured backend."""
+) -> None:
+    """Deliver the e-mails due now through the configured backend. An outage (the provider
+    refuses our key or sender, or cannot be reached) stops the run with exit 1 and changes
+    no e-mail."""
     report = delivery.deliver_pending(get_engine(), now=STATE.now(), limit=limit)
+    if report.stopped and not as_json:
+        raise delivery.DeliveryStopped(report)
     emit(
         report.as_dict(),
         as_json,
         lambda: Text(
             f"claimed {report.claimed}: sent {report.sent}, retrying {report.retried}, "
-            f"failed {report.failed}, released {report.released}; "
-            f"{report.uncertain} newly uncertain"
-            + (f"\nstopped: {report.stopped}" if report.stopped else "")
+            f"failed {report.failed}; {report.uncertain} newly uncertain"
             + "".join(f"\n  {e}" for e in report.errors)
         ),
     )
-    return 1 if report.stopped else 0
+    if report.stopped:
+        raise delivery.DeliveryStopped(report)
 
 
 @outbox_app.command("resolve")
