@@ -15,11 +15,22 @@ from rich.text import Text
 
 from cases.core.db import unit_of_work
 from cases.core.enums import CaseStatus, Policy, Severity
+from cases.core.errors import InvalidInput
 from cases.core.models import Case
 from cases.core.schemas import CaseCreate, CaseDetail, CaseRead
+from cases.email import recovery
 from cases.enforcement import planning
 from cases.lifecycle import escalation, notices, operations, queries, service
 from caseward.cli.common import STATE, emit, fmt_time, out, table
+from caseward.cli.selection import (
+    AllFilter,
+    CaseFilter,
+    DryRun,
+    SinceFilter,
+    TemplateFilter,
+    report,
+    selection,
+)
 
 cases_app = typer.Typer(help="Open, inspect and decide enforcement cases.", no_args_is_help=True)
 
@@ -191,10 +202,6 @@ DECISIONS: dict[str, tuple[LeadDecision, str]] = {
         operations.reject_compliance,
         "The reported changes are not enough: back to the request.",
     ),
-    "unblock-delivery": (
-        notices.unblock_delivery,
-        "A failed notice was dealt with; escalation may go on.",
-    ),
 }
 
 
@@ -212,6 +219,60 @@ def _decision_command(operation: LeadDecision, doc: str) -> Callable[..., None]:
 
 for _name, (_operation, _doc) in DECISIONS.items():
     cases_app.command(_name)(_decision_command(_operation, _doc))
+
+
+@cases_app.command("unblock-delivery")
+def unblock_delivery(
+    case_id: Annotated[
+        int | None, typer.Argument(help="The case id (or select with filters).", show_default=False)
+    ] = None,
+    reason: Reason = "",
+    status: Annotated[
+        CaseStatus | None, typer.Option("--status", help="Only cases in this status.")
+    ] = None,
+    template: TemplateFilter = None,
+    case_filter: CaseFilter = None,
+    since: SinceFilter = None,
+    select_all: AllFilter = False,
+    dry_run: DryRun = False,
+    as_json: Json = False,
+) -> int:
+    """A failed notice was dealt with; escalation may go on. With filters instead of an id
+    (the template of the failed e-mail, when it was last tried...), every blocked case they
+    select, each with its own timeline event."""
+    chosen = selection(
+        case_id,
+        template=template,
+        case_id=case_filter,
+        since=since,
+        select_all=select_all,
+        narrowed=status is not None,
+    )
+    if not dry_run and not reason.strip():
+        raise InvalidInput("--reason is required: why escalation may go on")
+    actor, now = STATE.who(), STATE.now()
+    with unit_of_work() as session:
+        if chosen is None:
+            assert case_id is not None
+            case = notices.unblock_delivery(
+                session, case_id=case_id, actor=actor, reason=reason, now=now
+            )
+            _done(case, as_json)
+            return 0
+        ids = recovery.blocked_cases(session, selection=chosen, status=status)
+        return report(
+            "case(s) unblocked",
+            ids,
+            dry_run=dry_run,
+            as_json=as_json,
+            act=lambda: recovery.each_in_savepoint(
+                session,
+                ids,
+                lambda i: notices.unblock_delivery(
+                    session, case_id=i, actor=actor, reason=reason, now=now
+                ),
+            ),
+        )
 
 
 @cases_app.command("extend")

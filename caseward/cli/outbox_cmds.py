@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import typer
 from rich.text import Text
@@ -13,9 +13,18 @@ from cases.core.db import get_engine, unit_of_work
 from cases.core.enums import EmailTemplate, OutboxStatus
 from cases.core.errors import InvalidInput, NotFound
 from cases.core.models import OutboxMessage
-from cases.email import delivery, review
+from cases.email import delivery, recovery, review
 from cases.email.preview import preview_email
 from caseward.cli.common import STATE, emit, fmt_time, out, settings, table
+from caseward.cli.selection import (
+    AllFilter,
+    CaseFilter,
+    DryRun,
+    SinceFilter,
+    TemplateFilter,
+    report,
+    selection,
+)
 
 outbox_app = typer.Typer(help="Developer e-mail waiting, sent, failed or uncertain.")
 email_app = typer.Typer(help="Developer e-mail templates.")
@@ -143,26 +152,63 @@ def send(
 
 @outbox_app.command("resolve")
 def resolve_cmd(
-    message_id: MessageId,
+    message_id: Annotated[
+        int | None,
+        typer.Argument(help="The outbox message id (or select with filters).", show_default=False),
+    ] = None,
     sent: Annotated[bool, typer.Option("--sent", help="The provider did accept it.")] = False,
     resend: Annotated[
         bool, typer.Option("--resend", help="Send it again (same Message-ID).")
     ] = False,
+    status: Annotated[
+        OutboxStatus | None, typer.Option("--status", help="Only uncertain or only failed.")
+    ] = None,
+    template: TemplateFilter = None,
+    case_id: CaseFilter = None,
+    since: SinceFilter = None,
+    select_all: AllFilter = False,
+    dry_run: DryRun = False,
     as_json: Json = False,
-) -> None:
-    """Settle an uncertain e-mail (or resend a failed one): a lead's decision."""
+) -> int:
+    """Settle an uncertain e-mail (or resend a failed one): a lead's decision. With filters
+    instead of an id, settle every e-mail they select, each with its own timeline event."""
     if sent == resend:
         raise InvalidInput("give exactly one of --sent or --resend")
+    decision: Literal["sent", "resend"] = "sent" if sent else "resend"
+    chosen = selection(
+        message_id,
+        template=template,
+        case_id=case_id,
+        since=since,
+        select_all=select_all,
+        narrowed=status is not None,
+    )
+    actor, now = STATE.who(), STATE.now()
     with unit_of_work() as session:
-        message = review.resolve_delivery(
-            session,
-            outbox_id=message_id,
-            decision="sent" if sent else "resend",
-            actor=STATE.who(),
-            now=STATE.now(),
+        if chosen is None:
+            assert message_id is not None
+            message = review.resolve_delivery(
+                session, outbox_id=message_id, decision=decision, actor=actor, now=now
+            )
+            row = _row(message)
+            emit(row, as_json, lambda: Text(f"e-mail {row['id']} is now {row['status']}"))
+            return 0
+        ids = recovery.resolvable_emails(
+            session, decision=decision, selection=chosen, status=status
         )
-        row = _row(message)
-    emit(row, as_json, lambda: Text(f"e-mail {row['id']} is now {row['status']}"))
+        return report(
+            f"e-mail(s) marked {decision}",
+            ids,
+            dry_run=dry_run,
+            as_json=as_json,
+            act=lambda: recovery.each_in_savepoint(
+                session,
+                ids,
+                lambda i: review.resolve_delivery(
+                    session, outbox_id=i, decision=decision, actor=actor, now=now
+                ),
+            ),
+        )
 
 
 @email_app.command("preview")
