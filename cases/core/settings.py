@@ -11,7 +11,7 @@ import os
 from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AliasChoices,
@@ -35,6 +35,7 @@ from cases.core.identity import is_system_identity
 from cases.core.redact import mask_url, url_password
 
 DEFAULT_HOME = Path(".caseward")
+MAX_DAYS = 3650  # ten years: any longer wait is a typo, and dates past 9999 cannot be stored
 
 
 class Group(BaseModel):
@@ -46,15 +47,24 @@ class Group(BaseModel):
 class DeadlineSettings(Group):
     """How long each step waits, in days; reminders count back from the deadline."""
 
-    outreach_response_days: int = Field(14, ge=0, description="Days to answer the outreach.")
-    change_days: int = Field(30, ge=1, description="Days to make the requested feature changes.")
-    reminder_offsets_days: list[int] = Field(
+    outreach_response_days: int = Field(
+        14, ge=0, le=MAX_DAYS, description="Days to answer the outreach."
+    )
+    change_days: int = Field(
+        30, ge=1, le=MAX_DAYS, description="Days to make the requested feature changes."
+    )
+    reminder_offsets_days: list[Annotated[int, Field(ge=0, le=MAX_DAYS)]] = Field(
         default_factory=lambda: [7, 1],
         description="Reminders sent this many days before a change deadline.",
     )
-    extension_days: int = Field(14, ge=1, description="Days one granted extension adds.")
+    extension_days: int = Field(
+        14, ge=1, le=MAX_DAYS, description="Days one granted extension adds."
+    )
     appeal_window_days: int = Field(
-        180, ge=1, description="Days after the enforcement notice in which an appeal is accepted."
+        180,
+        ge=1,
+        le=MAX_DAYS,
+        description="Days after the enforcement notice in which an appeal is accepted.",
     )
 
 
@@ -209,6 +219,12 @@ class DetectionSettings(Group):
     )
     evidence_max_items: int = Field(
         24, ge=1, description="Longest list (hours, apps, accounts) kept in one evidence field."
+    )
+    max_field_chars: int = Field(
+        10_000,
+        ge=1,
+        description="Longest text value a snapshot may hold in one field (ids, names and "
+        "addresses are also limited by their registry columns).",
     )
     import_max_problems: int = Field(
         200, ge=1, description="Problems listed when a snapshot is rejected (all are counted)."

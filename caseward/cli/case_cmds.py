@@ -21,7 +21,7 @@ from cases.core.schemas import CaseCreate, CaseDetail, CaseRead
 from cases.email import recovery
 from cases.enforcement import planning
 from cases.lifecycle import escalation, notices, operations, queries, service
-from caseward.cli.common import STATE, emit, fmt_time, out, table
+from caseward.cli.common import MAX_INT, STATE, emit, fmt_time, out, table
 from caseward.cli.selection import (
     AllFilter,
     CaseFilter,
@@ -34,7 +34,7 @@ from caseward.cli.selection import (
 
 cases_app = typer.Typer(help="Open, inspect and decide enforcement cases.", no_args_is_help=True)
 
-CaseId = Annotated[int, typer.Argument(help="The case id.", show_default=False)]
+CaseId = Annotated[int, typer.Argument(help="The case id.", show_default=False, min=1, max=MAX_INT)]
 Reason = Annotated[
     str, typer.Option("--reason", help="Why; the developer reads it.", show_default=False)
 ]
@@ -164,7 +164,7 @@ def open_(
 def list_(
     status: Annotated[CaseStatus | None, typer.Option("--status")] = None,
     policy: Annotated[Policy | None, typer.Option("--policy")] = None,
-    limit: Annotated[int | None, typer.Option("--limit", min=1)] = None,
+    limit: Annotated[int | None, typer.Option("--limit", min=1, max=MAX_INT)] = None,
     as_json: Json = False,
 ) -> None:
     """List cases, oldest first."""
@@ -224,7 +224,10 @@ for _name, (_operation, _doc) in DECISIONS.items():
 @cases_app.command("unblock-delivery")
 def unblock_delivery(
     case_id: Annotated[
-        int | None, typer.Argument(help="The case id (or select with filters).", show_default=False)
+        int | None,
+        typer.Argument(
+            help="The case id (or select with filters).", show_default=False, min=1, max=MAX_INT
+        ),
     ] = None,
     reason: Reason = "",
     status: Annotated[
@@ -279,7 +282,9 @@ def unblock_delivery(
 def extend(
     case_id: CaseId,
     reason: Reason,
-    days: Annotated[int | None, typer.Option("--days", min=1, help="Default: configured.")] = None,
+    days: Annotated[
+        int | None, typer.Option("--days", min=1, max=3650, help="Default: configured.")
+    ] = None,
     as_json: Json = False,
 ) -> None:
     """Grant the case's one extension of its change deadline."""

@@ -5,23 +5,39 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel
 from rich.console import Console
+from rich.segment import Segment
 from rich.table import Table
 
 from cases.core import identity
 from cases.core.clock import parse_instant, utcnow
 from cases.core.db import get_engine
 from cases.core.errors import InvalidInput, UsageError
+from cases.core.inert import inert
 from cases.core.settings import Settings, get_settings
 
-out = Console(soft_wrap=True)
-err = Console(stderr=True, soft_wrap=True)
+# the largest id or count a database column holds (SQLite integers, PostgreSQL bigint)
+MAX_INT = 2**63 - 1
+
+
+class InertConsole(Console):
+    """A console whose printed text cannot steer the terminal: control characters and bidi
+    overrides in what it prints (app names, reasons, statements...) are replaced before
+    Rich adds its own styling (JSON output escapes them anyway)."""
+
+    def _render_buffer(self, buffer: Iterable[Segment]) -> str:
+        safe = (s if s.control else Segment(inert(s.text), s.style) for s in buffer)
+        return super()._render_buffer(safe)
+
+
+out = InertConsole(soft_wrap=True)
+err = InertConsole(stderr=True, soft_wrap=True)
 
 
 def _simulation_only(option: str) -> UsageError:
@@ -63,7 +79,7 @@ class CliState:
         try:
             return parse_instant(self.now_text)
         except ValueError as exc:
-            raise InvalidInput(f"--now: {self.now_text!r} is not an ISO 8601 time ({exc})") from exc
+            raise InvalidInput(f"--now: {self.now_text!r} is not a usable time ({exc})") from exc
 
     def who(self) -> str:
         """Who acts: the typed name in simulation, else the login user or database role."""

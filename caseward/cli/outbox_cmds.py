@@ -15,7 +15,7 @@ from cases.core.errors import InvalidInput, NotFound
 from cases.core.models import OutboxMessage
 from cases.email import delivery, recovery, review
 from cases.email.preview import preview_email
-from caseward.cli.common import STATE, emit, fmt_time, out, settings, table
+from caseward.cli.common import MAX_INT, STATE, emit, fmt_time, out, settings, table
 from caseward.cli.selection import (
     AllFilter,
     CaseFilter,
@@ -30,7 +30,9 @@ outbox_app = typer.Typer(help="Developer e-mail waiting, sent, failed or uncerta
 email_app = typer.Typer(help="Developer e-mail templates.")
 
 Json = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
-MessageId = Annotated[int, typer.Argument(help="The outbox message id.", show_default=False)]
+MessageId = Annotated[
+    int, typer.Argument(help="The outbox message id.", show_default=False, min=1, max=MAX_INT)
+]
 HtmlFile = Annotated[
     Path | None, typer.Option("--html", help="Also write the HTML part to this file.")
 ]
@@ -69,8 +71,10 @@ def list_messages(
     status: Annotated[
         OutboxStatus | None, typer.Option("--status", help="Only messages in this status.")
     ] = None,
-    case_id: Annotated[int | None, typer.Option("--case", help="Only this case.")] = None,
-    limit: Annotated[int, typer.Option("--limit", min=1, help="At most this many.")] = 200,
+    case_id: CaseFilter = None,
+    limit: Annotated[
+        int, typer.Option("--limit", min=1, max=MAX_INT, help="At most this many.")
+    ] = 200,
     as_json: Json = False,
 ) -> None:
     """Outbox messages, newest first."""
@@ -127,7 +131,7 @@ def show(message_id: MessageId, html: HtmlFile = None, as_json: Json = False) ->
 @outbox_app.command("send")
 def send(
     limit: Annotated[
-        int | None, typer.Option("--limit", min=1, help="Send at most this many.")
+        int | None, typer.Option("--limit", min=1, max=MAX_INT, help="Send at most this many.")
     ] = None,
     as_json: Json = False,
 ) -> None:
@@ -154,7 +158,12 @@ def send(
 def resolve_cmd(
     message_id: Annotated[
         int | None,
-        typer.Argument(help="The outbox message id (or select with filters).", show_default=False),
+        typer.Argument(
+            help="The outbox message id (or select with filters).",
+            show_default=False,
+            min=1,
+            max=MAX_INT,
+        ),
     ] = None,
     sent: Annotated[bool, typer.Option("--sent", help="The provider did accept it.")] = False,
     resend: Annotated[
@@ -214,7 +223,9 @@ def resolve_cmd(
 @email_app.command("preview")
 def preview_cmd(
     template: Annotated[EmailTemplate, typer.Argument(help="The template.", show_default=False)],
-    case_id: Annotated[int, typer.Option("--case", help="The case id.", show_default=False)],
+    case_id: Annotated[
+        int, typer.Option("--case", help="The case id.", show_default=False, min=1, max=MAX_INT)
+    ],
     developer: Annotated[
         str | None, typer.Option("--developer", help="Render for this developer of the case.")
     ] = None,

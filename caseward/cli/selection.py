@@ -13,12 +13,14 @@ from cases.core.clock import parse_instant
 from cases.core.enums import EmailTemplate
 from cases.core.errors import InvalidInput
 from cases.email.recovery import Outcome, Selection
-from caseward.cli.common import emit
+from caseward.cli.common import MAX_INT, emit
 
 TemplateFilter = Annotated[
     EmailTemplate | None, typer.Option("--template", help="Only e-mails of this template.")
 ]
-CaseFilter = Annotated[int | None, typer.Option("--case", help="Only this case.")]
+CaseFilter = Annotated[
+    int | None, typer.Option("--case", help="Only this case.", min=1, max=MAX_INT)
+]
 SinceFilter = Annotated[
     str | None,
     typer.Option("--since", help="Only e-mails last tried at or after this time (ISO 8601)."),
