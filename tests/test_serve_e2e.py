@@ -119,6 +119,7 @@ def workspace(tmp_path: Path) -> Iterator[dict[str, str]]:
         "CASEWARD_DATABASE_URL": f"sqlite:///{tmp_path / 'caseward.db'}",
         "CASEWARD_EMAIL__MAIL_DIR": str(tmp_path / "mail"),
         "CASEWARD_LEADS": json.dumps(LEADS),
+        "CASEWARD_SIMULATION": "true",  # the cases are prepared at simulated times
         "CASEWARD_DIR": str(ROOT),
         "PREFECT_HOME": str(tmp_path / "prefect"),
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
