@@ -28,8 +28,8 @@ from caseward.cli.selection import (
     DryRun,
     SinceFilter,
     TemplateFilter,
-    report,
     selection,
+    settle_selected,
 )
 
 cases_app = typer.Typer(help="Open, inspect and decide enforcement cases.", no_args_is_help=True)
@@ -254,28 +254,23 @@ def unblock_delivery(
     if not dry_run and not reason.strip():
         raise InvalidInput("--reason is required: why escalation may go on")
     actor, now = STATE.who(), STATE.now()
-    with unit_of_work() as session:
-        if chosen is None:
-            assert case_id is not None
+    if chosen is None:
+        assert case_id is not None
+        with unit_of_work() as session:
             case = notices.unblock_delivery(
                 session, case_id=case_id, actor=actor, reason=reason, now=now
             )
             _done(case, as_json)
-            return 0
-        ids = recovery.blocked_cases(session, selection=chosen, status=status)
-        return report(
-            "case(s) unblocked",
-            ids,
-            dry_run=dry_run,
-            as_json=as_json,
-            act=lambda: recovery.each_in_savepoint(
-                session,
-                ids,
-                lambda i: notices.unblock_delivery(
-                    session, case_id=i, actor=actor, reason=reason, now=now
-                ),
-            ),
-        )
+        return 0
+    return settle_selected(
+        "case(s) unblocked",
+        dry_run=dry_run,
+        as_json=as_json,
+        select=lambda s: recovery.blocked_cases(s, selection=chosen, status=status),
+        act=lambda s, i: notices.unblock_delivery(
+            s, case_id=i, actor=actor, reason=reason, now=now
+        ),
+    )
 
 
 @cases_app.command("extend")

@@ -22,8 +22,8 @@ from caseward.cli.selection import (
     DryRun,
     SinceFilter,
     TemplateFilter,
-    report,
     selection,
+    settle_selected,
 )
 
 outbox_app = typer.Typer(help="Developer e-mail waiting, sent, failed or uncertain.")
@@ -193,31 +193,26 @@ def resolve_cmd(
         narrowed=status is not None,
     )
     actor, now = STATE.who(), STATE.now()
-    with unit_of_work() as session:
-        if chosen is None:
-            assert message_id is not None
+    if chosen is None:
+        assert message_id is not None
+        with unit_of_work() as session:
             message = review.resolve_delivery(
                 session, outbox_id=message_id, decision=decision, actor=actor, now=now
             )
             row = _row(message)
-            emit(row, as_json, lambda: Text(f"e-mail {row['id']} is now {row['status']}"))
-            return 0
-        ids = recovery.resolvable_emails(
-            session, decision=decision, selection=chosen, status=status
-        )
-        return report(
-            f"e-mail(s) marked {decision}",
-            ids,
-            dry_run=dry_run,
-            as_json=as_json,
-            act=lambda: recovery.each_in_savepoint(
-                session,
-                ids,
-                lambda i: review.resolve_delivery(
-                    session, outbox_id=i, decision=decision, actor=actor, now=now
-                ),
-            ),
-        )
+        emit(row, as_json, lambda: Text(f"e-mail {row['id']} is now {row['status']}"))
+        return 0
+    return settle_selected(
+        f"e-mail(s) marked {decision}",
+        dry_run=dry_run,
+        as_json=as_json,
+        select=lambda s: recovery.resolvable_emails(
+            s, decision=decision, selection=chosen, status=status
+        ),
+        act=lambda s, i: review.resolve_delivery(
+            s, outbox_id=i, decision=decision, actor=actor, now=now
+        ),
+    )
 
 
 @email_app.command("preview")

@@ -8,11 +8,13 @@ from typing import Annotated, Any
 
 import typer
 from rich.text import Text
+from sqlalchemy.orm import Session
 
 from cases.core.clock import parse_instant
+from cases.core.db import unit_of_work
 from cases.core.enums import EmailTemplate
 from cases.core.errors import InvalidInput
-from cases.email.recovery import Outcome, Selection
+from cases.email.recovery import Selection, each_in_savepoint
 from caseward.cli.common import MAX_INT, emit
 
 TemplateFilter = Annotated[
@@ -62,15 +64,23 @@ def selection(
     )
 
 
-def report(
-    what: str, ids: list[int], *, dry_run: bool, as_json: bool, act: Callable[[], Outcome]
+def settle_selected(
+    what: str,
+    *,
+    dry_run: bool,
+    as_json: bool,
+    select: Callable[[Session], list[int]],
+    act: Callable[[Session, int], object],
 ) -> int:
-    """Count (``--dry-run``) or act; print either; exit 1 when a row was refused."""
-    if dry_run:
-        counted: dict[str, Any] = {"dry_run": True, "count": len(ids), "ids": ids}
-        emit(counted, as_json, lambda: Text(f"{len(ids)} {what} (dry run: nothing changed)"))
-        return 0
-    outcome = act()
+    """In one unit of work: select the rows, then count them (``--dry-run``) or act on each
+    in its own savepoint; print either; exit 1 when a row was refused."""
+    with unit_of_work() as session:
+        ids = select(session)
+        if dry_run:
+            counted: dict[str, Any] = {"dry_run": True, "count": len(ids), "ids": ids}
+            emit(counted, as_json, lambda: Text(f"{len(ids)} {what} (dry run: nothing changed)"))
+            return 0
+        outcome = each_in_savepoint(session, ids, lambda row: act(session, row))
     result = {"dry_run": False, "done": outcome.done, "refused": outcome.refused}
     emit(
         result,
