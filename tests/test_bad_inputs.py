@@ -11,8 +11,10 @@ import pytest
 from sqlalchemy import Engine, func, select
 
 from cases.core.db import Base, get_engine, session_scope
+from cases.core.enums import CaseStatus
 from cases.core.models import App, Case, Developer
 from caseward.cli.main import main
+from tests import factories as f
 from tests.conftest import reset_caches
 from tests.detection_fixtures import SnapshotBuilder
 from tests.test_import_snapshot import base
@@ -219,6 +221,7 @@ ARGUMENTS = {
 def test_bad_arguments_are_one_line_exit_2(
     db: Engine, capsys: pytest.CaptureFixture[str], name: str
 ) -> None:
+    f.case_in(db, CaseStatus.CHANGES_REQUESTED)  # case 1, which the commands could change
     before = counts(db)
     code, out, err = run(capsys, "--actor", "lead-ann", *ARGUMENTS[name])
     assert (code, out) == (2, ""), err
