@@ -37,6 +37,7 @@ def _env(db: Path, prefect_home: Path) -> dict[str, str]:
         **os.environ,
         "CASEWARD_DATABASE_URL": f"sqlite:///{db}",
         "CASEWARD_EMAIL__MAIL_DIR": str(db.parent / "mail"),
+        "CASEWARD_SIMULATION": "true",  # the sweep runs at simulated times
         "PREFECT_HOME": str(prefect_home),
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         "DO_NOT_TRACK": "1",

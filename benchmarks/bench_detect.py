@@ -44,7 +44,12 @@ def bench(size: int, fmt: str, workdir: Path, seed: int) -> dict[str, float]:
     folder = workdir / f"snap-{size}-{fmt}"
     database = workdir / f"bench-{size}-{fmt}.db"
     database.unlink(missing_ok=True)
-    env = dict(os.environ, CASEWARD_DATABASE_URL=f"sqlite:///{database}", CASEWARD_ACTOR="bench")
+    env = dict(
+        os.environ,
+        CASEWARD_DATABASE_URL=f"sqlite:///{database}",
+        CASEWARD_SIMULATION="true",  # a typed actor and a fixed time
+        CASEWARD_ACTOR="bench",
+    )
     caseward = str(Path(sys.executable).with_name("caseward"))
     gen_wall, _gen_cpu, _gen_rss, code = _run(
         [

@@ -2,14 +2,16 @@
 
 Embedded defaults only: SQLite and a mail folder under ``.caseward/demo``, Prefect in
 ephemeral mode with its home in ``.caseward/demo/prefect`` (so a Prefect server started
-later on that home shows every run and artifact), and a simulated clock passed to each flow
-as ``now``. Each run starts over with a new database and a new Prefect home.
-Developers' answers are the same service calls the CLI makes.
+later on that home shows every run and artifact). It runs in simulation mode
+(``CASEWARD_SIMULATION=true``): a simulated clock passed to each flow as ``now``, typed lead
+names, and e-mail only to the mail folder. Each run starts over with a new database and a new
+Prefect home. Developers' answers are the same service calls the CLI makes.
 """
 
 from __future__ import annotations
 
 import contextvars
+import json
 import os
 import shutil
 import sys
@@ -33,8 +35,9 @@ def configure() -> None:
     (DEMO / "prefect").mkdir(parents=True)  # relayed event ids derive from its row ids
     os.environ.update(
         {
+            "CASEWARD_SIMULATION": "true",  # simulated time, typed leads, placeholder links
+            "CASEWARD_LEADS": json.dumps([LEAD, REVIEWER]),
             "CASEWARD_DATABASE_URL": f"sqlite:///{(DEMO / 'caseward.db').resolve()}",
-            "CASEWARD_SIMULATION": "true",  # simulated time, placeholder links and senders
             "CASEWARD_EMAIL__BACKEND": "file",
             "CASEWARD_EMAIL__MAIL_DIR": str((DEMO / "mail").resolve()),
             "PREFECT_HOME": str((DEMO / "prefect").resolve()),
@@ -44,7 +47,7 @@ def configure() -> None:
             "PREFECT_LOGGING_LEVEL": "WARNING",
         }
     )
-    for name in ("PREFECT_API_URL", "CASEWARD_NOW", "CASEWARD_LEADS"):
+    for name in ("PREFECT_API_URL", "CASEWARD_NOW", "CASEWARD_ACTOR", "CASEWARD_CONFIG"):
         os.environ.pop(name, None)
 
 
@@ -135,6 +138,10 @@ def play(apps: int) -> dict[str, int]:
 
     Base.metadata.create_all(get_engine())
     generate(DEMO / "snapshot", apps=apps, seed=7)
+    print(
+        "simulation mode (CASEWARD_SIMULATION=true): simulated days, typed lead names "
+        f"({LEAD}, {REVIEWER}), e-mail to {DEMO / 'mail'} only"
+    )
     print(f"day 0  generated a platform of ~{apps} apps; starting Prefect (ephemeral) ...")
     found = detect(snapshot=str(DEMO / "snapshot"), now=day(0))
     say(f"detect: {found['opened']} case(s) opened")

@@ -13,15 +13,23 @@ from prefect.states import Completed, Failed
 
 from cases.core.clock import parse_instant, utcnow
 from cases.core.db import unit_of_work
+from cases.core.errors import ConfigError
 from cases.core.settings import get_settings
 from cases.lifecycle import service
 
 
 def resolve_now(now: str | None) -> str:
-    """The instant a run works at, ISO 8601: ``now`` (simulated clock) or the current time."""
+    """The instant a run works at, ISO 8601: ``now`` (simulated clock, simulation mode only)
+    or the current time."""
+    settings = get_settings()
     if now:
+        if not settings.simulation:
+            raise ConfigError(
+                "the now parameter sets a simulated time and is accepted only in simulation "
+                "mode (CASEWARD_SIMULATION=true)"
+            )
         return parse_instant(now).isoformat()
-    return (get_settings().now or utcnow()).isoformat()
+    return (settings.now or utcnow()).isoformat()
 
 
 def run_name(flow_name: str) -> Callable[[], str]:

@@ -7,6 +7,7 @@ the CLI. See :mod:`flows.decisions` for the shape and :mod:`flows.hitl` for the 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 
 from sqlalchemy.orm import Session
@@ -16,10 +17,23 @@ from flows.decisions import DecisionKind, decision_flow
 from flows.hitl import EnforcementDecision
 
 
-def _record(session: Session, case_id: int, answer: EnforcementDecision, now: datetime) -> str:
+def _record(
+    session: Session,
+    case_id: int,
+    answer: EnforcementDecision,
+    now: datetime,
+    origin: Mapping[str, str],
+) -> str:
     declined = answer.decision == "decline"
     operation = escalation.decline_enforcement if declined else escalation.approve_enforcement
-    operation(session, case_id=case_id, actor=answer.reviewer, reason=answer.reason, now=now)
+    operation(
+        session,
+        case_id=case_id,
+        actor=answer.reviewer,
+        reason=answer.reason,
+        now=now,
+        origin=origin,
+    )
     return "Declined" if declined else "Approved"
 
 

@@ -9,7 +9,7 @@ lifecycle refuses is logged and asked for again; no decision in time escalates.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -18,6 +18,7 @@ from prefect import Flow, flow, get_run_logger, task
 from prefect.artifacts import create_link_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.client.schemas.objects import State
+from prefect.runtime import flow_run
 from prefect.settings import PREFECT_UI_URL
 from prefect.states import Completed, Failed
 from sqlalchemy.orm import Session
@@ -38,7 +39,8 @@ from flows.hitl import (
 )
 
 REFUSED = "Refused"
-Recorder = Callable[[Session, int, Any, datetime], str]
+# record a decision (session, case id, the form's answer, now, its origin); returns the state
+Recorder = Callable[[Session, int, Any, datetime, Mapping[str, str]], str]
 
 
 @dataclass(frozen=True)
@@ -65,7 +67,7 @@ def describe(kind: DecisionKind, case_id: int) -> tuple[str, list[str] | None, s
     reviewers = briefs.eligible_reviewers(brief)
     barred = brief.approved_by if kind.name == "review-appeal" else None
     if reviewers is None:
-        line = "Any lead may decide (no leads are configured)."
+        line = "Anyone may decide (simulation mode, no leads are configured)."
     elif reviewers:
         line = "Who may decide: " + ", ".join(_markdown.md(r) for r in reviewers) + "."
     else:
@@ -73,6 +75,13 @@ def describe(kind: DecisionKind, case_id: int) -> tuple[str, list[str] | None, s
     template = kind.name.replace("-", "_")
     text = _markdown.render(template, c=brief, reviewers_line=line, url=artifact_url(case_id))
     return text, reviewers, barred
+
+
+def form_origin() -> dict[str, str]:
+    """Where a decision recorded by this run came from: the form of its flow run in the
+    Prefect UI (or the same form through Prefect's API). The reviewer is what the form said:
+    Prefect authenticates who fills it in, not Caseward (see docs/orchestration.md)."""
+    return {"channel": "prefect-ui", "flow_run_id": str(flow_run.id or "unknown")}
 
 
 def settled(state: str, message: str) -> dict[str, str]:
@@ -124,7 +133,9 @@ def decision_flow(kind: DecisionKind) -> Flow[..., State]:
         answer = kind.form.model_validate(decision)
         try:
             with unit_of_work() as session:
-                name = kind.record(session, case_id, answer, instant(resolve_now(now)))
+                name = kind.record(
+                    session, case_id, answer, instant(resolve_now(now)), form_origin()
+                )
         except (GuardFailed, TransitionNotAllowed) as exc:
             get_run_logger().warning("decision refused, asking again: %s", exc)
             return {"state": REFUSED, "message": str(exc)}
@@ -136,6 +147,7 @@ def decision_flow(kind: DecisionKind) -> Flow[..., State]:
         poll_seconds: int = 10,
         now: str | None = None,
     ) -> State:
+        resolve_now(now)  # a simulated time outside simulation is refused before any wait
         label_run(case_id, kind.name)
         link_case(case_id)
         result: dict[str, str] | None = None

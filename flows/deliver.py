@@ -2,9 +2,10 @@
 
 ``cases.email.delivery.deliver_pending`` claims due messages, sends them and records each outcome;
 a transient provider error puts the message back with backoff (in the database, so the next
-run retries it), a permanent one blocks its case. This task itself is retried only when the
-error that stopped it is transient (a provider hiccup or a busy database); a configuration
-error (401/403) fails the run at once.
+run retries it), a permanent one blocks its case. An outage (401/403, a rejected sender, a
+missing key, a provider that cannot be reached) fails the run at once and changes no e-mail.
+This task itself is retried only when the error that stopped it is transient (a busy
+database).
 """
 
 from __future__ import annotations

@@ -6,6 +6,7 @@ hand. See :mod:`flows.decisions` for the shape and :mod:`flows.hitl` for the wai
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 
 from sqlalchemy.orm import Session
@@ -17,7 +18,13 @@ from flows.decisions import DecisionKind, decision_flow
 from flows.hitl import AppealDecision
 
 
-def _record(session: Session, case_id: int, answer: AppealDecision, now: datetime) -> str:
+def _record(
+    session: Session,
+    case_id: int,
+    answer: AppealDecision,
+    now: datetime,
+    origin: Mapping[str, str],
+) -> str:
     appeals.decide_appeal(
         session,
         case_id=case_id,
@@ -26,6 +33,7 @@ def _record(session: Session, case_id: int, answer: AppealDecision, now: datetim
         reason=answer.reason,
         adapter=get_adapter(session, get_settings()),
         now=now,
+        origin=origin,
     )
     return answer.decision.capitalize()
 

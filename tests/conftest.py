@@ -39,19 +39,29 @@ def reset_caches() -> None:
 
 @pytest.fixture(autouse=True)
 def isolated_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """Every test gets its own SQLite file, mail folder, simulation mode and no stray
-    CASEWARD_* values."""
+    """Every test gets its own SQLite file, mail folder and no stray CASEWARD_* values.
+
+    Tests run in simulation mode, as their cases live at simulated times (``T0`` in 2026)
+    and their leads are typed names; a test of production behaviour uses ``production``.
+    """
     for name in list(os.environ):
         if name.startswith("CASEWARD_") and name != "CASEWARD_TEST_POSTGRES_URL":
             monkeypatch.delenv(name)
     monkeypatch.delenv("SENDGRID_API_KEY", raising=False)
-    monkeypatch.setenv("CASEWARD_CONFIG", str(tmp_path / "caseward.toml"))
+    monkeypatch.setenv("CASEWARD_SIMULATION", "true")
     monkeypatch.setenv("CASEWARD_DATABASE_URL", f"sqlite:///{tmp_path / 'caseward.db'}")
     monkeypatch.setenv("CASEWARD_EMAIL__MAIL_DIR", str(tmp_path / "mail"))
     # tests play with placeholder links and senders, as the demo does
     monkeypatch.setenv("CASEWARD_SIMULATION", "true")
     reset_caches()
     yield tmp_path
+    reset_caches()
+
+
+@pytest.fixture
+def production(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Production mode: real time, identities from the system, leads required."""
+    monkeypatch.setenv("CASEWARD_SIMULATION", "false")
     reset_caches()
 
 

@@ -202,6 +202,7 @@ class FakeSendGrid:
     server: ThreadingHTTPServer | None = None
     peers: list[int] = field(default_factory=list)  # client port of each request
     drop_connections: bool = False  # close each connection after answering, without warning
+    error_field: str | None = None  # the request field a scripted error names
 
     @property
     def host(self) -> str:
@@ -232,7 +233,7 @@ def _handler(fake: FakeSendGrid) -> type[BaseHTTPRequestHandler]:
                 b""
                 if status == 202
                 else json.dumps(
-                    {"errors": [{"message": f"scripted {status}", "field": None}]}
+                    {"errors": [{"message": f"scripted {status}", "field": fake.error_field}]}
                 ).encode()
             )
             self.send_response(status)

@@ -111,7 +111,7 @@ def _enforce(engine: Engine, *, urgent: bool, overturn: bool) -> None:
             escalation.approve_enforcement,
             actor=LEAD,
             reason="spam waves continue daily while we wait",
-            now=at(42),
+            now=at(58.5),  # before the extended deadline, after the last reminder
         )
     else:
         _each(engine, escalation.escalate, now=at(60))

@@ -31,6 +31,7 @@ from tests.prefect_fixtures import (
 )
 
 pytestmark = [pytest.mark.prefect, pytest.mark.usefixtures("prefect_harness")]
+DECIDED = (T0 + days(52)).isoformat()  # after every step the helpers below take
 
 
 def _enforced_or_due(engine: Engine, severity: Severity) -> int:
@@ -64,7 +65,9 @@ def _wait_until_paused(case_id: int, kind: Kind, seconds: float = 30) -> None:
 
 def _waiting(flow: Flow[..., State], case_id: int) -> Background:
     """The decision flow started on a thread for ``case_id``, once it waits for its form."""
-    run = Background(lambda: flow(case_id, timeout_hours=0.05, poll_seconds=1, return_state=True))
+    run = Background(
+        lambda: flow(case_id, timeout_hours=0.05, poll_seconds=1, now=DECIDED, return_state=True)
+    )
     _wait_until_paused(case_id, flow.name)  # type: ignore[arg-type]  (a decision flow's name)
     return run
 
@@ -96,6 +99,14 @@ def test_approval_given_in_the_ui_resumes_and_records(sqlite_engine: Engine) -> 
     with session_scope(sqlite_engine) as session:
         decision = session.scalars(select(Enforcement).where(Enforcement.case_id == case_id)).one()
         assert decision.approved_by == "lead-bob"
+        event = session.scalars(
+            select(CaseEvent).where(
+                CaseEvent.case_id == case_id, CaseEvent.kind == Op.APPROVE_ENFORCEMENT
+            )
+        ).one()
+    # the event says the reviewer's name came from the form of this flow run, not the CLI
+    assert (event.actor, event.data["origin"]["channel"]) == ("lead-bob", "prefect-ui")
+    assert event.data["origin"]["flow_run_id"] == str(state.state_details.flow_run_id)
 
 
 def test_decision_recorded_by_the_cli_is_not_recorded_twice(sqlite_engine: Engine) -> None:
@@ -115,7 +126,9 @@ def test_decision_recorded_by_the_cli_is_not_recorded_twice(sqlite_engine: Engin
 def test_no_decision_in_time_escalates(sqlite_engine: Engine) -> None:
     case_id = _enforced_or_due(sqlite_engine, Severity.HIGH)
 
-    state = approve_enforcement(case_id, timeout_hours=2 / 3600, poll_seconds=1, return_state=True)
+    state = approve_enforcement(
+        case_id, timeout_hours=2 / 3600, poll_seconds=1, now=DECIDED, return_state=True
+    )
 
     assert (state.name, state.is_failed()) == ("TimedOut", True)
     assert "within" in (state.message or "")

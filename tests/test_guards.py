@@ -71,6 +71,9 @@ def _when(op: Op, source: CaseStatus) -> datetime:
         Op.ESCALATE: TIMES["enforce"],
         Op.ENFORCE: TIMES["enforce"],
         Op.SUBMIT_APPEAL: TIMES["appeal"],
+        Op.DECLINE_ENFORCEMENT: TIMES["enforce"],
+        Op.UPHOLD: TIMES["decide"],
+        Op.OVERTURN: TIMES["decide"],
         Op.CLOSE: LATE,
     }.get(op, TIMES["report"] if source is S.COMPLIANCE_REPORTED else T0 + days(16))
 

@@ -36,7 +36,7 @@ API_KEY = "SG.test-secret-key-do-not-log"
 
 
 def settings(**email: object) -> Settings:
-    base: dict[str, object] = {"backoff_base_seconds": 30, "max_attempts": 3}
+    base: dict[str, object] = {"backoff_base_seconds": 30}
     base.update(email)
     return Settings(email=EmailSettings(**base))
 
@@ -197,6 +197,7 @@ def test_sendgrid_401_releases_the_batch_without_blaming_messages(
     )
     assert report.released == 3 and report.stopped == "SendGrid 401: scripted 401"
     assert all(m.status == OutboxStatus.PENDING and m.attempts == 0 for m in rows(sqlite_db))
+    assert all(m.last_error is None for m in rows(sqlite_db))  # no message is blamed
     assert "delivery_failed" not in timeline(sqlite_db, case_id)
 
 
@@ -232,12 +233,13 @@ def test_transient_errors_retry_with_backoff_then_succeed(
     assert ids == {message.message_id}  # every try carries the same Message-ID
 
 
-def test_transient_errors_give_up_after_max_attempts(
+def test_transient_errors_give_up_after_the_retry_horizon(
     sqlite_db: Engine, sendgrid_server: FakeSendGrid
 ) -> None:
     case_id = queue(sqlite_db)
     sendgrid_server.statuses = [500, 500, 500]
-    config = settings(max_attempts=3)
+    # waits of at least 15 s then 30 s: the third failure is 45 s after the first
+    config = settings(backoff_max_seconds=60, retry_horizon_hours=45 / 3600)
     when = NOW
     for _ in range(3):
         delivery.deliver_pending(
@@ -246,7 +248,7 @@ def test_transient_errors_give_up_after_max_attempts(
         when += timedelta(hours=2)
     (message,) = rows(sqlite_db)
     assert message.status == OutboxStatus.FAILED and message.attempts == 3
-    assert (message.last_error or "").startswith("gave up after 3 attempts: SendGrid 500")
+    assert (message.last_error or "").startswith("gave up after 3 attempts over at least")
     assert timeline(sqlite_db, case_id)[-1] == "delivery_failed"
 
 

@@ -61,7 +61,7 @@ class Installed:
         }
         return keep | {
             "PATH": f"{self.venv / 'bin'}{os.pathsep}{os.environ['PATH']}",
-            "CASEWARD_SIMULATION": "true",  # the placeholder links and sender are fine here
+            "CASEWARD_SIMULATION": "true",  # simulated times; placeholder links and sender
         }
 
     def run(self, *args: str) -> subprocess.CompletedProcess[str]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 
 def utcnow() -> datetime:
@@ -10,9 +10,20 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+MAX_OFFSET = timedelta(hours=18)
+# simulated and stored times stay where deadlines years ahead can still be computed
+YEARS = range(1970, 9000)
+
+
 def parse_instant(text: str) -> datetime:
-    """Parse an ISO 8601 instant; a naive value is taken as UTC."""
+    """Parse an ISO 8601 instant; a naive value is taken as UTC. Offsets beyond ±18:00
+    and years outside 1970-8999 are refused (ValueError)."""
     value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    offset = value.utcoffset()
+    if offset is not None and abs(offset) > MAX_OFFSET:
+        raise ValueError(f"the UTC offset {value:%z} is beyond ±18:00")
+    if value.year not in YEARS:
+        raise ValueError(f"the year {value.year} is outside {YEARS.start}-{YEARS.stop - 1}")
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 

@@ -19,6 +19,10 @@ class UsageError(CasewardError):
     exit_code = 2
 
 
+class ConfigError(UsageError):
+    """The configuration (``caseward.toml``, ``CASEWARD_*``) is wrong; nothing was run."""
+
+
 class NotFound(UsageError):
     """An id names nothing."""
 

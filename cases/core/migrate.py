@@ -15,7 +15,10 @@ MIGRATIONS = "cases.core:migrations"
 def alembic_config(engine: Engine) -> Config:
     config = Config()
     config.set_main_option("script_location", MIGRATIONS)
-    config.set_main_option("sqlalchemy.url", engine.url.render_as_string(hide_password=False))
+    url = engine.url.render_as_string(hide_password=False)
+    # Alembic's config is a ConfigParser: a '%' (an escaped character in a password) is
+    # interpolation syntax unless doubled
+    config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     return config
 
 

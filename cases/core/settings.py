@@ -11,9 +11,17 @@ import os
 from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -21,27 +29,46 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from cases.core import settings_check
 from cases.core.clock import parse_instant
+from cases.core.identity import is_system_identity
+from cases.core.redact import mask_url, url_password
 
 DEFAULT_HOME = Path(".caseward")
+MAX_DAYS = 3650  # ten years: any longer wait is a typo, and dates past 9999 cannot be stored
 
 
-class DeadlineSettings(BaseModel):
+class Group(BaseModel):
+    """A settings group: an unknown key in it is an error, never silently ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class DeadlineSettings(Group):
     """How long each step waits, in days; reminders count back from the deadline."""
 
-    outreach_response_days: int = Field(14, ge=0, description="Days to answer the outreach.")
-    change_days: int = Field(30, ge=1, description="Days to make the requested feature changes.")
-    reminder_offsets_days: list[int] = Field(
+    outreach_response_days: int = Field(
+        14, ge=0, le=MAX_DAYS, description="Days to answer the outreach."
+    )
+    change_days: int = Field(
+        30, ge=1, le=MAX_DAYS, description="Days to make the requested feature changes."
+    )
+    reminder_offsets_days: list[Annotated[int, Field(ge=0, le=MAX_DAYS)]] = Field(
         default_factory=lambda: [7, 1],
         description="Reminders sent this many days before a change deadline.",
     )
-    extension_days: int = Field(14, ge=1, description="Days one granted extension adds.")
+    extension_days: int = Field(
+        14, ge=1, le=MAX_DAYS, description="Days one granted extension adds."
+    )
     appeal_window_days: int = Field(
-        180, ge=1, description="Days after the enforcement notice in which an appeal is accepted."
+        180,
+        ge=1,
+        le=MAX_DAYS,
+        description="Days after the enforcement notice in which an appeal is accepted.",
     )
 
 
-class DetectionSettings(BaseModel):
+class DetectionSettings(Group):
     """Thresholds of the four detectors (see docs/platform-data.md)."""
 
     default_rate_limit_per_hour: int = Field(
@@ -193,6 +220,12 @@ class DetectionSettings(BaseModel):
     evidence_max_items: int = Field(
         24, ge=1, description="Longest list (hours, apps, accounts) kept in one evidence field."
     )
+    max_field_chars: int = Field(
+        10_000,
+        ge=1,
+        description="Longest text value a snapshot may hold in one field (ids, names and "
+        "addresses are also limited by their registry columns).",
+    )
     import_max_problems: int = Field(
         200, ge=1, description="Problems listed when a snapshot is rejected (all are counted)."
     )
@@ -201,7 +234,7 @@ class DetectionSettings(BaseModel):
     )
 
 
-class EmailSettings(BaseModel):
+class EmailSettings(Group):
     """Where developer e-mail goes and how delivery retries."""
 
     backend: Literal["file", "console", "sendgrid"] = Field(
@@ -226,7 +259,12 @@ class EmailSettings(BaseModel):
     sendgrid_host: str = Field("https://api.sendgrid.com", description="SendGrid API base URL.")
     sendgrid_sandbox: bool = Field(False, description="Use SendGrid sandbox mode (nothing sent).")
     timeout_seconds: float = Field(10.0, gt=0, description="Provider request timeout.")
-    max_attempts: int = Field(6, ge=1, description="Delivery attempts before giving up.")
+    retry_horizon_hours: float = Field(
+        72.0,
+        gt=0,
+        description="Transient failures (429, 5xx, timeouts) are retried for at least this "
+        "long before the e-mail fails.",
+    )
     backoff_base_seconds: float = Field(30.0, gt=0, description="First retry delay.")
     backoff_max_seconds: float = Field(3600.0, gt=0, description="Longest retry delay.")
     timezone: str = Field("UTC", description="Time zone deadlines are shown in.")
@@ -252,7 +290,7 @@ class EmailSettings(BaseModel):
     batch_size: int = Field(100, ge=1, description="Messages claimed per transaction.")
 
 
-class PlatformSettings(BaseModel):
+class PlatformSettings(Group):
     """How enforcement reaches the platform."""
 
     adapter: Literal["registry", "http"] = Field(
@@ -271,7 +309,7 @@ class Settings(BaseSettings):
         env_prefix="CASEWARD_",
         env_nested_delimiter="__",
         toml_file="caseward.toml",
-        extra="ignore",
+        extra="forbid",
     )
 
     database_url: str = Field(
@@ -283,11 +321,19 @@ class Settings(BaseSettings):
         "identities are accepted, and no e-mail may reach a real developer.",
     )
     now: datetime | None = Field(
-        None, description="Simulated current time for every command (CASEWARD_NOW)."
+        None,
+        description="Simulated current time for every command (CASEWARD_NOW); "
+        "simulation mode only.",
+    )
+    identity: Literal["os", "database"] = Field(
+        "os",
+        description="Who an operator is outside simulation: os, the login user of the "
+        "process; database, the PostgreSQL role the session authenticated as (current_user).",
     )
     leads: list[str] = Field(
         default_factory=list,
-        description="Who may take a lead's decisions; empty: anyone (single-user set-ups).",
+        description="Who may take a lead's decisions. Empty: nobody outside simulation; "
+        "anyone in simulation.",
     )
     sendgrid_api_key: SecretStr | None = Field(
         None,
@@ -303,6 +349,33 @@ class Settings(BaseSettings):
     @classmethod
     def _parse_now(cls, value: Any) -> Any:
         return parse_instant(value) if isinstance(value, str) and value else value or None
+
+    @field_validator("leads")
+    @classmethod
+    def _plain_leads(cls, value: list[str]) -> list[str]:
+        for lead in value:
+            if not lead.strip() or lead != lead.strip():
+                raise ValueError(f"{lead!r}: a lead is a name without surrounding spaces")
+            if is_system_identity(lead):
+                raise ValueError(f"{lead!r} is one of Caseward's system identities, not a lead")
+        return value
+
+    @model_validator(mode="after")
+    def _mode_rules(self) -> Settings:
+        """What simulation mode allows and production refuses, and the other way round."""
+        if self.simulation and self.email.backend == "sendgrid":
+            raise ValueError(
+                "email.backend: sendgrid is refused in simulation mode, so that simulated "
+                "time never e-mails a real developer (use file or console)"
+            )
+        if not self.simulation and self.now is not None:
+            raise ValueError(
+                "now (CASEWARD_NOW) sets a simulated time and is accepted only in "
+                "simulation mode (CASEWARD_SIMULATION=true)"
+            )
+        if self.identity == "database" and not self.database_url.startswith("postgresql"):
+            raise ValueError('identity = "database" needs a PostgreSQL database_url')
+        return self
 
     @classmethod
     def settings_customise_sources(
@@ -323,8 +396,16 @@ class Settings(BaseSettings):
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    """The process-wide settings, read once."""
-    return Settings()
+    """The process-wide settings, read once; a mistake in them is a one-line ConfigError."""
+    return settings_check.load(Settings, os.environ)
+
+
+def secrets_of(settings: Settings) -> list[str]:
+    """Every secret of the configuration, to be masked wherever text is shown."""
+    tokens = [settings.sendgrid_api_key, settings.platform.api_token]
+    return url_password(settings.database_url) + [
+        t.get_secret_value() for t in tokens if t is not None
+    ]
 
 
 def env_name(path: str) -> str:
@@ -341,8 +422,6 @@ def env_name(path: str) -> str:
 
 def masked(settings: Settings) -> dict[str, Any]:
     """The effective configuration as plain data, secrets masked."""
-    from sqlalchemy.engine import make_url
-
     data = settings.model_dump(mode="json")
-    data["database_url"] = make_url(settings.database_url).render_as_string(hide_password=True)
+    data["database_url"] = mask_url(settings.database_url)
     return data

@@ -21,32 +21,80 @@ def ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-TS_RE = r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?\s*(Z|z|[+-]\d{2}(:?\d{2})?)"
-EMAIL_RE = r"[^@\s]+@[^@\s]+\.[^@\s.]+"
+# a UTC offset is at most 18 hours either way (as ISO 8601 profiles and java.time allow)
+OFFSET_RE = r"(Z|z|[+-](0\d|1[0-7])(:?[0-5]\d)?|[+-]18(:?00)?)"
+TS_RE = r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?\s*" + OFFSET_RE
+# what the e-mail backends deliver to: an ASCII dot-atom at a domain of DNS labels (an
+# internationalised domain is written in punycode); special-use domains receive nothing
+_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+EMAIL_RE = rf"{_ATOM}(\.{_ATOM})*@({_LABEL}\.)+{_LABEL}"
+SPECIAL_USE_RE = r"(?i).*\.(arpa|invalid|local|localhost|onion|test)"
 URL_RE = r"(?i)https?://([a-z0-9._~%!$&'()*+,;=:-]*@)?([a-z0-9-]+(\.[a-z0-9-]+)*\.?|\[[0-9a-f:.]+\])(:\d{1,5})?([/?#]\S*)?"
-# a callback URL of any scheme, or ``oob``: OAuth 1.0a out-of-band (PIN) authorisation
-CALLBACK_RE = r"(?:[A-Za-z][A-Za-z0-9+.\-]*://\S+|oob)"
+# a callback URL, or the literal oob (OAuth 1.0a out-of-band): a placeholder naming no service
+CALLBACK_RE = r"(oob|[A-Za-z][A-Za-z0-9+.\-]*://\S+)"
+MAX_RATE_LIMIT = 2**31 - 1  # the registry stores it in a 32-bit integer column
 
 
-def check(col: Column, native: str | None = None) -> tuple[str, str] | None:
-    """(predicate that is true for a bad value, SQL expression of its message)."""
+def check(
+    col: Column, native: str | None = None, max_chars: int = 10_000
+) -> tuple[str, str] | None:
+    """(predicate that is true for a bad value, SQL expression of its message).
+
+    A text value is also checked for NUL bytes (no database stores them) and for its size:
+    the registry column's, and at most ``max_chars`` (``detection.max_field_chars``).
+    """
+    found = _kind_check(col, native)
+    if native is not None:
+        return found
+    v = ident(col.name)
+    limit = min(col.max_chars or max_chars, max_chars)
+    nul = f"(strpos({v}, chr(0)) > 0)"
+    long = f"(length({v}) > {limit})"
+    kind_bad, kind_msg = found if found is not None else ("false", "''")
+    message = (
+        f"CASE WHEN {nul} THEN 'contains a NUL byte' "
+        f"WHEN {long} THEN 'is longer than {limit:,} characters (got ' || "
+        f"format('{{:,}}', length({v})) || ')' ELSE {kind_msg} END"
+    )
+    return f"({kind_bad} OR coalesce({nul} OR {long}, false))", message
+
+
+def _kind_check(col: Column, native: str | None) -> tuple[str, str] | None:
     v = ident(col.name)
     if native == "timestamp":
         return f"({v} IS NULL)", "'is empty: a timestamp is required'"
     if native == "integer":
         got = f"' (got ''' || coalesce({v}::VARCHAR, 'nothing') || ''')'"
         if col.kind is Kind.LIMIT:
-            return f"({v} IS NOT NULL AND {v} < 1)", f"'not an integer >= 1' || {got}"
+            bad = f"({v} IS NOT NULL AND {v} NOT BETWEEN 1 AND {MAX_RATE_LIMIT})"
+            return bad, f"'not an integer from 1 to {MAX_RATE_LIMIT:,}' || {got}"
         return f"({v} IS NULL OR {v} < 0)", f"'is negative: counts are integers >= 0' || {got}"
     shown = f"' (got ' || coalesce(''''||left({v}, 60)||'''', 'nothing') || ')'"
     match col.kind:
         case Kind.TEXT:
             return None
-        case Kind.ID | Kind.REQUIRED_TEXT:
+        case Kind.ID:
+            empty = f"({v} IS NULL OR trim({v}) = '')"
+            message = (
+                f"CASE WHEN {empty} THEN 'is empty' "
+                f"ELSE 'has spaces around it: ids are compared exactly' || {shown} END"
+            )
+            return f"({empty} OR {v} <> trim({v}))", message
+        case Kind.REQUIRED_TEXT:
             return f"({v} IS NULL OR trim({v}) = '')", "'is empty'"
         case Kind.EMAIL:
-            bad = f"({v} IS NULL OR NOT regexp_full_match(trim({v}), {q(EMAIL_RE)}))"
-            return bad, "'not an e-mail address'" + " || " + shown
+            ascii_only = f"regexp_full_match(trim({v}), '[\\x21-\\x7e]*')"
+            special = f"regexp_full_match(trim({v}), {q(SPECIAL_USE_RE)})"
+            bad = f"({v} IS NULL OR NOT regexp_full_match(trim({v}), {q(EMAIL_RE)}) OR {special})"
+            message = (
+                f"CASE WHEN {v} IS NOT NULL AND NOT {ascii_only} THEN 'not an ASCII e-mail "
+                "address: the e-mail backends deliver to ASCII addresses only (write an "
+                f"internationalised domain in punycode, xn--...)' || {shown} "
+                f"WHEN {v} IS NOT NULL AND {special} THEN 'at a special-use domain, which "
+                f"receives no e-mail' || {shown} ELSE 'not an e-mail address' || {shown} END"
+            )
+            return bad, message
         case Kind.URL:
             bad = f"(trim({v}) <> '' AND NOT regexp_full_match(trim({v}), {q(URL_RE)}))"
             return bad, "'not an http(s) URL'" + " || " + shown
@@ -71,9 +119,9 @@ def check(col: Column, native: str | None = None) -> tuple[str, str] | None:
         case Kind.LIMIT:
             bad = (
                 f"(trim({v}) <> '' AND (NOT regexp_full_match(trim({v}), '\\d{{1,18}}')"
-                f" OR try_cast(trim({v}) AS BIGINT) < 1))"
+                f" OR try_cast(trim({v}) AS BIGINT) NOT BETWEEN 1 AND {MAX_RATE_LIMIT}))"
             )
-            return bad, "'not an integer >= 1'" + " || " + shown
+            return bad, f"'not an integer from 1 to {MAX_RATE_LIMIT:,}' || {shown}"
         case Kind.ENUM:
             choices = ", ".join(q(c) for c in col.choices)
             bad = f"({v} IS NULL OR {v} NOT IN ({choices}))"

@@ -27,6 +27,7 @@ class Column:
     kind: Kind
     choices: tuple[str, ...] = ()
     optional: bool = False  # the column itself may be absent
+    max_chars: int | None = None  # the registry column's size (and detection.max_field_chars)
 
 
 @dataclass(frozen=True)
@@ -59,9 +60,9 @@ FILES: tuple[FileSpec, ...] = (
         "developers",
         True,
         (
-            Column("developer_id", Kind.ID),
-            Column("handle", Kind.REQUIRED_TEXT),
-            Column("email", Kind.EMAIL),
+            Column("developer_id", Kind.ID, max_chars=200),
+            Column("handle", Kind.REQUIRED_TEXT, max_chars=200),
+            Column("email", Kind.EMAIL, max_chars=254),
             Column("created_at", Kind.TIMESTAMP),
         ),
         key=("developer_id",),
@@ -70,11 +71,11 @@ FILES: tuple[FileSpec, ...] = (
         "apps",
         True,
         (
-            Column("app_id", Kind.ID),
-            Column("developer_id", Kind.ID),
-            Column("name", Kind.REQUIRED_TEXT),
+            Column("app_id", Kind.ID, max_chars=200),
+            Column("developer_id", Kind.ID, max_chars=200),
+            Column("name", Kind.REQUIRED_TEXT, max_chars=500),
             Column("description", Kind.TEXT),
-            Column("website", Kind.URL),
+            Column("website", Kind.URL, max_chars=2000),
             Column("callback_urls", Kind.URLS),
             Column("created_at", Kind.TIMESTAMP),
             Column("rate_limit_per_hour", Kind.LIMIT, optional=True),

@@ -4,7 +4,8 @@ A host is the URL's host, lower-cased, without ``www.``, port or trailing dot. O
 or store host (``github.com``, ``apps.apple.com``; ``path_scoped_hosts``) the path names the
 service, so the key is host plus path. Hosts that identify no service are dropped:
 loopback and private addresses, placeholder hosts (``localhost``, ``example.com`` and their
-subdomains, reserved TLDs such as ``.test``), and a bare shared hosting domain
+subdomains, reserved TLDs such as ``.test``; not ``.example``, see RESERVED_TLDS), and a bare
+shared hosting domain
 (``herokuapp.com``). Distinct subdomains of a shared hosting domain stay distinct hosts,
 as the contract requires, because the key is the full host.
 
@@ -20,7 +21,9 @@ import duckdb
 from cases.core.settings import DetectionSettings
 from cases.detection.checks import q
 
-RESERVED_TLDS = ("localhost", "test", "example", "invalid", "local", "internal", "lan", "home")
+# ".example" is not among them: it names the services of Caseward's generated platform
+# (demo-data), which must never name a real domain; example.com/.org/.net stay placeholders
+RESERVED_TLDS = ("localhost", "test", "invalid", "local", "internal", "lan", "home")
 PRIVATE_IP_RE = (
     r"^(127\.|10\.|0\.|169\.254\.|192\.168\.|172\.(1[6-9]|2\d|3[01])\.)"
     r"|^\[(::1\]|::\]|fe80:|fc|fd)"

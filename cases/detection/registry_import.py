@@ -30,10 +30,12 @@ SELECT developer_id, handle, email, {created} FROM developers ORDER BY developer
 """
 SQLITE_TIME = "strftime(created_at, '%Y-%m-%d %H:%M:%S.%f')"
 
+# requests_7d saturates at the largest 64-bit integer: a sum of huge counts is still stored
 APPS_SQL = """
 WITH last AS (SELECT max(hour) AS h FROM usage),
 recent AS (
-    SELECT app_id, sum(requests) AS requests_7d FROM usage, last
+    SELECT app_id, CAST(least(sum(requests), 9223372036854775807) AS BIGINT) AS requests_7d
+    FROM usage, last
     WHERE hour > last.h - INTERVAL 7 DAY GROUP BY app_id
 )
 SELECT a.app_id, a.developer_id, a.name, a.description, a.website, a.callback_urls,

@@ -62,6 +62,7 @@ def load_snapshot(
         data_dir,
         max_problems=settings.import_max_problems,
         memory_limit=settings.duckdb_memory_limit,
+        max_field_chars=settings.max_field_chars,
         progress=progress,
     )
 

@@ -55,6 +55,13 @@ class _Source:
         return self.path.name if self.path else f"{self.spec.name}.csv"
 
 
+def one_line(error: object) -> str:
+    """The first line of an error, at most 300 characters (DuckDB adds the query below)."""
+    lines = str(error).strip().splitlines()
+    first = lines[0] if lines else type(error).__name__
+    return first if len(first) <= 300 else first[:299] + "…"
+
+
 class Snapshot:
     """A validated snapshot held in a temporary DuckDB database. Close it when done."""
 
@@ -88,6 +95,7 @@ def open_snapshot(
     *,
     max_problems: int = 200,
     memory_limit: str = "2GB",
+    max_field_chars: int = 10_000,
     progress: Progress | None = None,
 ) -> Snapshot:
     """Load and validate ``data_dir``; raise :class:`ImportFailed` listing every problem."""
@@ -98,7 +106,9 @@ def open_snapshot(
     con.execute(f"SET temp_directory = {q(str(folder / 'spill'))}")
     con.execute("SET preserve_insertion_order = true")
     try:
-        _Validator(con, data_dir, max_problems, progress or (lambda _m: None)).run()
+        _Validator(
+            con, data_dir, max_problems, progress or (lambda _m: None), max_field_chars
+        ).run()
     except BaseException:
         con.close()
         shutil.rmtree(folder, ignore_errors=True)
@@ -108,12 +118,18 @@ def open_snapshot(
 
 class _Validator:
     def __init__(
-        self, con: duckdb.DuckDBPyConnection, data_dir: Path, cap: int, progress: Progress
+        self,
+        con: duckdb.DuckDBPyConnection,
+        data_dir: Path,
+        cap: int,
+        progress: Progress,
+        max_field_chars: int = 10_000,
     ) -> None:
         self.con = con
         self.data_dir = data_dir
         self.cap = cap
         self.progress = progress
+        self.max_field_chars = max_field_chars
         self.problems: list[Problem] = []
         self.total = 0
         self.sources: dict[str, _Source] = {}
@@ -176,13 +192,18 @@ class _Validator:
                     f"DESCRIBE SELECT * FROM read_parquet({q(str(source.path))})"
                 ).fetchall()
             except duckdb.Error as exc:
-                self.add(Problem(label, 0, "-", f"unreadable Parquet file: {exc}"))
+                self.add(Problem(label, 0, "-", f"unreadable Parquet file: {one_line(exc)}"))
                 return None
             return [str(r[0]) for r in rows]
         try:
-            with source.path.open(newline="", encoding="utf-8-sig") as handle:
-                header = next(csv.reader(handle), None)
-        except (UnicodeDecodeError, csv.Error) as exc:
+            with source.path.open("rb") as handle:
+                first = handle.readline(1_000_000)
+            text = first.decode("utf-8-sig")
+            header = next(csv.reader([text]), None)
+        except UnicodeDecodeError as exc:
+            self.add(Problem(label, 1, "-", f"header row is not UTF-8 (byte {exc.start + 1})"))
+            return None
+        except csv.Error as exc:
             self.add(Problem(label, 1, "-", f"unreadable header row: {exc}"))
             return None
         if not header:
@@ -198,13 +219,15 @@ class _Validator:
         spec, label = source.spec, source.label
         seen: set[str] = set()
         for position, name in enumerate(header, start=1):
-            if name in seen:
+            if not name:
+                self.add(Problem(label, 1, "-", f"column {position} has no name"))
+            elif name in seen:
                 self.add(Problem(label, 1, name, f"column {position} repeats the name {name!r}"))
             seen.add(name)
         missing = [c for c in spec.columns if c.name not in seen and not c.optional]
         for col in missing:
             self.add(Problem(label, 1, col.name, "required column is missing"))
-        if missing or len(seen) != len(header):
+        if missing or len(seen) != len(header) or "" in seen:
             return
         source.columns = [c.name for c in spec.columns if c.name in seen]
         raw = ident("raw_" + spec.name)
@@ -222,7 +245,7 @@ class _Validator:
             try:
                 self.con.execute(f"CREATE TABLE {raw} AS SELECT {select} FROM read_parquet({path})")
             except duckdb.Error as exc:
-                self.add(Problem(label, 0, "-", f"unreadable Parquet file: {exc}"))
+                self.add(Problem(label, 0, "-", f"unreadable Parquet file: {one_line(exc)}"))
                 return
             source.loaded = True
             return
@@ -238,15 +261,15 @@ class _Validator:
                 "max_line_size=10000000)"
             )
         except duckdb.Error as exc:
-            self.add(Problem(label, 0, "-", f"unreadable CSV file: {exc}"))
+            self.add(Problem(label, 0, "-", f"unreadable CSV file: {one_line(exc)}"))
             return
         rejects = self.con.execute(
-            f"SELECT line, arg_min(column_name, column_idx), error_type, "
-            f"arg_min(error_message, column_idx) FROM {rej} GROUP BY line, error_type "
-            f"ORDER BY line"
+            f"SELECT line, arg_min(column_name, coalesce(column_idx, 0)), error_type, "
+            f"arg_min(error_message, coalesce(column_idx, 0)) FROM {rej} "
+            f"GROUP BY line, error_type ORDER BY line"
         ).fetchall()
         for line, column, error_type, message in rejects:
-            text = str(message).split("\n")[0]
+            text = one_line(message or error_type)
             if str(error_type) == "MISSING COLUMNS":
                 text = f"row is incomplete (truncated file?): {text}"
             self.add(Problem(label, int(line), str(column or "-"), text))
@@ -290,7 +313,7 @@ class _Validator:
             (col.name, found)
             for col in source.spec.columns
             if col.name in source.columns
-            and (found := check(col, source.native.get(col.name))) is not None
+            and (found := check(col, source.native.get(col.name), self.max_field_chars)) is not None
         ]
         if not checks:
             return

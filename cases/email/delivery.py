@@ -10,10 +10,16 @@ Semantics (see docs/email.md):
 * **Record after the call**, a savepoint per message in one transaction per group of
   finished calls: ``sent`` (and
   ``cases.lifecycle.notices.notice_delivered``, which starts the deadline from ``sent_at``), back to
-  ``pending`` with exponential backoff and jitter on a transient error (until
-  ``max_attempts``), ``failed`` (and ``cases.lifecycle.notices.delivery_failed``, which blocks the
-  case) on a permanent one. A 401/403 blames our configuration, not the message: the batch
-  stops and its claims return to ``pending`` without using up an attempt.
+  ``pending`` with capped exponential backoff and jitter on a transient error (for at least
+  ``retry_horizon_hours``), ``failed`` (and ``cases.lifecycle.notices.delivery_failed``,
+  which blocks the case) on a permanent one.
+* **An outage fails nothing.** A failure that is not about one message (401/403, a sender
+  the provider or our own check rejects, a missing API key, a provider that cannot be
+  reached) stops the run: checked before anything is claimed where it can be, and otherwise
+  the claims in flight go back to ``pending`` exactly as they were (status, attempts, error).
+* **Each claim and each record carries its own time**: the run's clock ticks from ``now``
+  (a simulated instant holds still for the whole run), so a run longer than the lease
+  never makes its own claims look abandoned.
 * **A crash between the provider's acceptance and our record** leaves the row ``sending``.
   Once its claim is older than ``claim_lease_seconds`` it becomes ``uncertain`` and waits for
   a lead: :mod:`cases.email.review` (``reconcile_stale``, ``resolve_delivery``).
@@ -24,6 +30,7 @@ from __future__ import annotations
 import os
 import random
 import socket
+import time
 import uuid
 from collections import deque
 from collections.abc import Callable
@@ -37,16 +44,17 @@ from sqlalchemy.orm import Session
 
 from cases.core.db import session_scope
 from cases.core.enums import OutboxStatus
+from cases.core.errors import CasewardError
 from cases.core.models import OutboxMessage
 from cases.core.settings import EmailSettings, Settings, get_settings
 from cases.email.message import InvalidAddress, OutgoingEmail, checked_address
-from cases.email.placeholders import refuse_placeholders
+from cases.email.placeholders import EmailNotConfigured, refuse_placeholders
 from cases.email.review import reconcile_stale
 from cases.email.senders.base import (
     DeliveryError,
     EmailSender,
     PermanentDeliveryError,
-    ProviderConfigError,
+    ProviderOutage,
     SendResult,
     TransientDeliveryError,
     make_sender,
@@ -84,9 +92,25 @@ class DeliveryReport:
         return asdict(self)
 
 
+class DeliveryStopped(CasewardError):
+    """A run stopped by an outage (see the module doc); its one line for the operator."""
+
+    def __init__(self, report: DeliveryReport) -> None:
+        done = f" after {report.sent} sent" if report.sent else ""
+        super().__init__(
+            f"e-mail delivery stopped{done}: {report.stopped}; no other e-mail was changed "
+            "and the next run retries them"
+        )
+
+
 def new_worker_id() -> str:
     """Who holds a claim: host, process and a random suffix (unique per run)."""
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def _step(attempts: int, email: EmailSettings) -> float:
+    exponent = min(max(attempts - 1, 0), 60)  # 2**60 seconds is past any cap
+    return float(min(email.backoff_max_seconds, email.backoff_base_seconds * 2**exponent))
 
 
 def backoff_delay(
@@ -94,9 +118,25 @@ def backoff_delay(
 ) -> float:
     """Seconds before the next try: exponential in ``attempts``, capped, "equal jitter"
     (between half and all of the step), and never sooner than the provider's Retry-After."""
-    step = min(email.backoff_max_seconds, email.backoff_base_seconds * 2 ** max(attempts - 1, 0))
+    step = _step(attempts, email)
     delay = step / 2 + rng.uniform(0, step / 2)
     return float(max(delay, retry_after or 0.0))
+
+
+def retried_long_enough(attempts: int, email: EmailSettings) -> bool:
+    """Whether ``attempts`` tries certainly span ``retry_horizon_hours``: every wait is at
+    least half its step, so the first try lies at least that sum of halves in the past."""
+    waited = sum(_step(n, email) / 2 for n in range(1, attempts))
+    return waited >= email.retry_horizon_hours * 3600
+
+
+def run_clock(now: datetime, *, simulated: bool) -> Callable[[], datetime]:
+    """The clock of one run: ``now`` plus the real time elapsed since the run began; a
+    simulated instant holds still (simulated time moves only when an operator moves it)."""
+    if simulated:
+        return lambda: now
+    started = time.monotonic()
+    return lambda: now + timedelta(seconds=time.monotonic() - started)
 
 
 def to_outgoing(message: OutboxMessage, email: EmailSettings) -> OutgoingEmail:
@@ -197,19 +237,24 @@ def record_attempt(
         return "sent"
     if message.status != OutboxStatus.SENDING or message.claimed_by != worker:
         return "skipped"  # reconciled or resolved meanwhile; the lead's decision stands
-    message.last_error = answer.reason
     message.claimed_at = message.claimed_by = None
-    if isinstance(answer, ProviderConfigError):
+    if isinstance(answer, ProviderOutage):  # as it was before the claim
         message.status = OutboxStatus.PENDING
         message.attempts = max(message.attempts - 1, 0)
         return "released"
-    if isinstance(answer, TransientDeliveryError) and message.attempts < settings.max_attempts:
-        delay = backoff_delay(message.attempts, settings, rng=rng, retry_after=answer.retry_after)
+    message.last_error = answer.reason
+    transient = isinstance(answer, TransientDeliveryError)
+    if transient and not retried_long_enough(message.attempts, settings):
+        retry_after = answer.retry_after if isinstance(answer, TransientDeliveryError) else None
+        delay = backoff_delay(message.attempts, settings, rng=rng, retry_after=retry_after)
         message.status = OutboxStatus.PENDING
         message.next_attempt_at = now + timedelta(seconds=delay)
         return "retried"
-    if isinstance(answer, TransientDeliveryError):
-        message.last_error = f"gave up after {message.attempts} attempts: {answer.reason}"
+    if transient:
+        message.last_error = (
+            f"gave up after {message.attempts} attempts over at least "
+            f"{settings.retry_horizon_hours:g} hours: {answer.reason}"
+        )
     message.status = OutboxStatus.FAILED
     hooks.delivery_failed(
         session, case_id=message.case_id, outbox_id=message.id, error=message.last_error, now=now
@@ -231,24 +276,32 @@ def deliver_pending(
 ) -> DeliveryReport:
     """Deliver what is due at ``now``: the entry point of ``caseward outbox send`` and flows.
 
-    Opens its own short transactions (never pass a session). Reconciles stale claims first,
-    then claims batches of ``email.batch_size`` and sends them with at most
-    ``email.concurrency`` provider calls in flight. ``clock`` (default: always ``now``)
-    timestamps each record, so a long run stores real send times. With the configured
-    backend (no ``sender`` given) it refuses to start while an e-mail setting still holds a
-    placeholder, outside simulation (:mod:`cases.email.placeholders`).
+    Opens its own short transactions (never pass a session). Checks the backend, our sender
+    and, outside simulation, that no e-mail setting still holds a placeholder
+    (:mod:`cases.email.placeholders`) first: a mistake there stops the run before anything
+    changes. Then it reconciles stale claims, claims batches of ``email.batch_size`` and
+    sends them with at most ``email.concurrency`` provider calls in flight. ``clock``
+    (default: :func:`run_clock`) timestamps each claim and record, so a long run stores real
+    claim and send times.
     """
     settings = settings or get_settings()
-    if sender is None:
-        refuse_placeholders(settings)
-    email = settings.email
+    email, made = settings.email, sender is None
+    try:
+        for address in (email.sender, email.reply_to):
+            if address:
+                checked_address(address, operator=True)
+        sender = sender or make_sender(settings)
+        if made:
+            refuse_placeholders(settings)
+    except (InvalidAddress, ProviderOutage, EmailNotConfigured) as exc:
+        return DeliveryReport(stopped=str(exc))
     run = _Run(
         engine=engine,
         email=email,
-        sender=sender or make_sender(settings),
+        sender=sender,
         hooks=notices if hooks is None else hooks,
         worker=worker or new_worker_id(),
-        clock=clock or (lambda: now),
+        clock=clock or run_clock(now, simulated=settings.simulation),
         rng=rng or random.Random(),
         limit=limit,
     )
@@ -259,7 +312,7 @@ def deliver_pending(
     try:
         run.pipeline()
     finally:
-        if sender is None:  # we made it: release its connections (SendGrid keeps some open)
+        if made:  # we made it: release its connections (SendGrid keeps some open)
             getattr(run.sender, "close", lambda: None)()
     return run.report
 
@@ -365,7 +418,7 @@ def _count(
 ) -> None:
     if result in {"sent", "retried", "failed", "released"}:
         setattr(report, result, getattr(report, result) + 1)
-    if isinstance(answer, DeliveryError):
+    if isinstance(answer, DeliveryError) and not isinstance(answer, ProviderOutage):
         report.errors.append(f"#{item.outbox_id} {item.template}: {answer.reason}")
-    if isinstance(answer, ProviderConfigError):
+    if isinstance(answer, ProviderOutage):
         report.stopped = answer.reason

@@ -23,6 +23,10 @@ class InvalidAddress(ValueError):
     """An address that cannot be used in a header (malformed, reserved domain, CR/LF...)."""
 
 
+class InvalidSender(InvalidAddress):
+    """Our own configured From or Reply-To address is unusable: every e-mail would fail."""
+
+
 def message_id_for(idempotency_key: str, sender: str) -> str:
     """A Message-ID derived only from the idempotency key: a resend carries the same id."""
     digest = hashlib.sha256(idempotency_key.encode("utf-8")).hexdigest()[:32]
@@ -42,7 +46,7 @@ def checked_address(address: str, *, operator: bool = False) -> str:
     """
     if operator:
         if not _OPERATOR_ADDRESS.fullmatch(address):
-            raise InvalidAddress(f"invalid sender address {address!r}")
+            raise InvalidSender(f"invalid sender address {address!r} (email.sender/reply_to)")
         return address
     try:
         return validate_email(address, check_deliverability=False).normalized

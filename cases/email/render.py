@@ -30,9 +30,10 @@ from jinja2 import (
 )
 
 from cases.core.enums import EmailTemplate
+from cases.core.inert import BIDI
 
-# any character that could end or fold a header line, plus the other C0/C1 controls
-_UNSAFE_HEADER_CHARS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
+# any character that could end or fold a header line, the other C0/C1 controls, bidi controls
+_UNSAFE_HEADER_CHARS = re.compile(rf"[\x00-\x1f\x7f-\x9f{BIDI}]+")
 _LEFTOVER_SYNTAX = re.compile(r"\{\{|\}\}|\{%|%\}|\{#|#\}")
 
 

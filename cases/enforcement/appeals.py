@@ -5,6 +5,7 @@ An overturned decision reverses every applied action and restores access.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 
 from sqlalchemy import select
@@ -19,7 +20,7 @@ from cases.enforcement.platform.base import PlatformAdapter
 from cases.lifecycle.escalation import enforcement_or_raise
 from cases.lifecycle.service import get_or_raise
 from cases.lifecycle.states import Op, check_transition
-from cases.lifecycle.write import Change, record
+from cases.lifecycle.write import Change, origin_data, record
 
 
 def appellant(developer_id: str) -> str:
@@ -90,8 +91,11 @@ def decide_appeal(
     reason: str,
     adapter: PlatformAdapter,
     now: datetime,
+    origin: Mapping[str, str] | None = None,
 ) -> Case:
     """A lead other than the enforcement's approver upholds or overturns it.
+
+    ``origin``: where a decision not typed on the CLI came from (kept on the event).
 
     The decision is recorded (and the reviewer checked) before any action is reversed.
     """
@@ -119,6 +123,7 @@ def decide_appeal(
             reason=reason,
             now=now,
             fields={"outcome": CaseOutcome.OVERTURNED if overturn else CaseOutcome.UPHELD},
+            data=origin_data(origin),
             email_context={"decision_reason": reason, "actions": restored},
         ),
     )

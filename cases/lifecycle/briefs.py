@@ -254,14 +254,16 @@ def _app_line(app: App) -> AppLine:
 
 
 def eligible_reviewers(brief: CaseBrief) -> list[str] | None:
-    """The leads who may decide this case's pending decision; None when anyone may.
+    """The leads who may decide this case's pending decision; None when anyone may (no
+    leads configured, in simulation), [] when nobody may.
 
     The same rules the lifecycle guards apply (lead only; an appeal not decided by the lead
     who approved the enforcement), so the form refuses what the guard would refuse.
     """
-    leads = list(get_settings().leads)
+    settings = get_settings()
+    leads = list(settings.leads)
     if not leads:
-        return None
+        return None if settings.simulation else []
     if brief.status == CaseStatus.APPEALED.value and brief.approved_by:
         return [lead for lead in leads if lead != brief.approved_by]
     return leads

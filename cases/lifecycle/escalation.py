@@ -7,6 +7,7 @@ suspensions wait for a lead's approval (``approval_required`` in the catalogue).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 
 from sqlalchemy import select
@@ -26,7 +27,7 @@ from cases.lifecycle.states import (
     Op,
     check_transition,
 )
-from cases.lifecycle.write import SYSTEM, Change, record
+from cases.lifecycle.write import SYSTEM, Change, origin_data, record
 
 
 def enforcement_or_raise(session: Session, case: Case) -> Enforcement:
@@ -73,9 +74,19 @@ def _escalate(session: Session, *, case: Case, now: datetime) -> Case:
 
 
 def approve_enforcement(
-    session: Session, *, case_id: int, actor: str, reason: str, now: datetime
+    session: Session,
+    *,
+    case_id: int,
+    actor: str,
+    reason: str,
+    now: datetime,
+    origin: Mapping[str, str] | None = None,
 ) -> Case:
-    """A lead approves enforcement: of a due enforcement that needs approval, or urgently."""
+    """A lead approves enforcement: of a due enforcement that needs approval, or urgently.
+
+    ``origin`` says where a decision not typed on the CLI came from (the Prefect UI form and
+    its flow run); it is kept on the event.
+    """
     case = get_or_raise(session, case_id=case_id, lock=True)
     _require_evidence(case)
     if case.status in ACTIVE_BEFORE_ENFORCEMENT:
@@ -90,6 +101,7 @@ def approve_enforcement(
                 reason=reason,
                 now=now,
                 fields={"urgent": True, "enforcement_approved_by": actor},
+                data=origin_data(origin),
             ),
         )
         return case
@@ -105,6 +117,7 @@ def approve_enforcement(
             reason=reason,
             now=now,
             fields={"enforcement_approved_by": actor},
+            data=origin_data(origin),
         ),
     )
     enforcement_or_raise(session, case).approved_by = actor
@@ -124,7 +137,13 @@ def awaiting_approval(session: Session, *, case_id: int) -> bool:
 
 
 def decline_enforcement(
-    session: Session, *, case_id: int, actor: str, reason: str, now: datetime
+    session: Session,
+    *,
+    case_id: int,
+    actor: str,
+    reason: str,
+    now: datetime,
+    origin: Mapping[str, str] | None = None,
 ) -> Case:
     """A lead decides against a planned enforcement before it runs: nothing is applied."""
     case = get_or_raise(session, case_id=case_id, lock=True)
@@ -137,6 +156,7 @@ def decline_enforcement(
             reason=reason,
             now=now,
             fields={"outcome": CaseOutcome.DECLINED},
+            data=origin_data(origin),
             email_context={"decision_reason": reason},
         ),
     )

@@ -134,6 +134,7 @@ def _run_batch(
     try:
         with session.begin_nested():
             cases = service.get_many(session, case_ids=ids)
+            write.remember_latest_events(session, ids)
             for case in cases:
                 step.run(session, case, now, adapter)
         report.done.extend(case.id for case in cases)

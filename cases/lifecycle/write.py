@@ -9,11 +9,12 @@ owns the unit of work.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import event, func, select
 from sqlalchemy.orm import Session
 
 from cases.core.enums import CaseStatus, EmailTemplate
@@ -52,11 +53,29 @@ class Change:
     email_context: Mapping[str, Any] | None = None
 
 
+NO_LEADS = (
+    "no leads are configured, so nobody may take a lead's decision: set "
+    'leads = ["ann", "bob"] in caseward.toml (or CASEWARD_LEADS=\'["ann", "bob"]\')'
+)
+
+
 def require_lead(actor: str) -> None:
-    """Leads' decisions need a lead when ``leads`` is configured (empty: anyone)."""
-    leads = get_settings().leads
-    if leads and actor not in leads:
-        raise GuardFailed(f"{actor!r} is not a lead (configured leads: {', '.join(leads)})")
+    """Leads' decisions need a configured lead; with no ``leads``, nobody outside simulation
+    (an empty list must not mean everybody) and anyone in simulation."""
+    settings = get_settings()
+    if not settings.leads:
+        if settings.simulation:
+            return
+        raise GuardFailed(NO_LEADS)
+    if actor not in settings.leads:
+        raise GuardFailed(
+            f"{actor!r} is not a lead (configured leads: {', '.join(settings.leads)})"
+        )
+
+
+def origin_data(origin: Mapping[str, str] | None) -> dict[str, Any]:
+    """Event data saying where a decision came from (``{"origin": ...}``), or nothing."""
+    return {"origin": dict(origin)} if origin else {}
 
 
 def _checked(
@@ -77,6 +96,51 @@ def _checked(
     return case.status, change.fields, (*event.emails, *change.emails)
 
 
+# session.info key: the latest event time of each case this session has read or written
+_LATEST = "caseward.latest_event_at"
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _forget_latest(session: Session, _previous: object) -> None:
+    session.info.pop(_LATEST, None)  # what was rolled back may have been remembered
+
+
+def remember_latest_events(session: Session, case_ids: Sequence[int]) -> None:
+    """Read the latest event time of many cases at once (the sweeper's batches), so that
+    :func:`record` checks its time against them without a query per case."""
+    known: dict[int, datetime] = session.info.setdefault(_LATEST, {})
+    with session.no_autoflush:
+        rows = session.execute(
+            select(CaseEvent.case_id, func.max(CaseEvent.at))
+            .where(CaseEvent.case_id.in_(case_ids))
+            .group_by(CaseEvent.case_id)
+        )
+        known.update({case_id: at for case_id, at in rows})
+
+
+def _check_time(session: Session, case: Case, now: datetime) -> None:
+    """A change may not be dated before the case's latest event, even in simulation: the
+    history stays in order, and no command acts in a case's past."""
+    if case.id is None:  # being opened
+        return
+    known: dict[int, datetime] = session.info.setdefault(_LATEST, {})
+    if case.id not in known:
+        with session.no_autoflush:
+            latest = session.scalar(
+                select(func.max(CaseEvent.at)).where(CaseEvent.case_id == case.id)
+            )
+        if latest is None:
+            return
+        known[case.id] = latest
+    latest = known[case.id]
+    if now < latest:
+        raise InvalidInput(
+            f"case {case.id}: the time {now.isoformat()} is earlier than the case's latest "
+            f"event ({latest.isoformat()}); a command cannot act in a case's past"
+        )
+    known[case.id] = now
+
+
 def event_data(fields: Mapping[str, Any], data: Mapping[str, Any]) -> dict[str, Any]:
     """An event's ``data``: its context, and under ``set`` the case fields it changed."""
     return {**data, "set": history.encode(dict(fields))}
@@ -90,6 +154,7 @@ def record(session: Session, *, case: Case, change: Change) -> CaseEvent:
     one flush at the end of its unit of work.
     """
     target, fields, emails = _checked(case, change)
+    _check_time(session, case, change.now)
     if not change.reason or not change.reason.strip():
         raise InvalidInput("a reason is required")
     payload = event_data(fields, change.data)

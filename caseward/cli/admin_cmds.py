@@ -84,7 +84,7 @@ def config(as_json: Json = False) -> None:
 
 
 def advance(
-    batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 500,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1, max=100_000)] = 500,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Count what is due; change nothing.")
     ] = False,

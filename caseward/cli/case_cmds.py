@@ -11,16 +11,27 @@ import typer
 
 from cases.core.db import unit_of_work
 from cases.core.enums import CaseStatus, Policy, Severity
+from cases.core.errors import InvalidInput
 from cases.core.models import Case
 from cases.core.schemas import CaseCreate
+from cases.email import recovery
 from cases.enforcement import planning
 from cases.lifecycle import escalation, notices, operations, queries, service
 from caseward.cli import case_views
-from caseward.cli.common import STATE, emit, fmt_time, out
+from caseward.cli.common import MAX_INT, STATE, emit, fmt_time, out
+from caseward.cli.selection import (
+    AllFilter,
+    CaseFilter,
+    DryRun,
+    SinceFilter,
+    TemplateFilter,
+    selection,
+    settle_selected,
+)
 
 cases_app = typer.Typer(help="Open, inspect and decide enforcement cases.", no_args_is_help=True)
 
-CaseId = Annotated[int, typer.Argument(help="The case id.", show_default=False)]
+CaseId = Annotated[int, typer.Argument(help="The case id.", show_default=False, min=1, max=MAX_INT)]
 # who reads a decision's reason: the developer in the e-mail it causes, or only the case
 Reason = Annotated[
     str,
@@ -108,7 +119,7 @@ def list_(
             "check, an undelivered notice.",
         ),
     ] = False,
-    limit: Annotated[int | None, typer.Option("--limit", min=1)] = None,
+    limit: Annotated[int | None, typer.Option("--limit", min=1, max=MAX_INT)] = None,
     as_json: Json = False,
 ) -> None:
     """List cases, oldest first: status, severity, age, assignee, deadline and what was found."""
@@ -160,11 +171,6 @@ DECISIONS: dict[str, tuple[LeadDecision, str, bool]] = {
         "The reported changes are not enough: a new change request, with the reason.",
         True,
     ),
-    "unblock-delivery": (
-        notices.unblock_delivery,
-        "A failed notice was dealt with; escalation may go on.",
-        False,
-    ),
 }
 
 
@@ -185,11 +191,70 @@ for _name, (_operation, _doc, _told) in DECISIONS.items():
     cases_app.command(_name)(_decision_command(_operation, _doc, _told))
 
 
+@cases_app.command("unblock-delivery")
+def unblock_delivery(
+    case_id: Annotated[
+        int | None,
+        typer.Argument(
+            help="The case id (or select with filters).", show_default=False, min=1, max=MAX_INT
+        ),
+    ] = None,
+    reason: Annotated[
+        str,
+        typer.Option(
+            "--reason", help="Why escalation may go on; recorded on the case.", show_default=False
+        ),
+    ] = "",
+    status: Annotated[
+        CaseStatus | None, typer.Option("--status", help="Only cases in this status.")
+    ] = None,
+    template: TemplateFilter = None,
+    case_filter: CaseFilter = None,
+    since: SinceFilter = None,
+    select_all: AllFilter = False,
+    dry_run: DryRun = False,
+    as_json: Json = False,
+) -> int:
+    """A failed notice was dealt with; escalation may go on. With filters instead of an id
+    (the template of the failed e-mail, when it was last tried...), every blocked case they
+    select, each with its own timeline event."""
+    chosen = selection(
+        case_id,
+        template=template,
+        case_id=case_filter,
+        since=since,
+        select_all=select_all,
+        narrowed=status is not None,
+    )
+    if not dry_run and not reason.strip():
+        raise InvalidInput("--reason is required: why escalation may go on")
+    actor, now = STATE.who(), STATE.now()
+    if chosen is None:
+        assert case_id is not None
+        with unit_of_work() as session:
+            case = notices.unblock_delivery(
+                session, case_id=case_id, actor=actor, reason=reason, now=now
+            )
+            _done(case, as_json)
+        return 0
+    return settle_selected(
+        "case(s) unblocked",
+        dry_run=dry_run,
+        as_json=as_json,
+        select=lambda s: recovery.blocked_cases(s, selection=chosen, status=status),
+        act=lambda s, i: notices.unblock_delivery(
+            s, case_id=i, actor=actor, reason=reason, now=now
+        ),
+    )
+
+
 @cases_app.command("extend")
 def extend(
     case_id: CaseId,
     reason: Reason,
-    days: Annotated[int | None, typer.Option("--days", min=1, help="Default: configured.")] = None,
+    days: Annotated[
+        int | None, typer.Option("--days", min=1, max=3650, help="Default: configured.")
+    ] = None,
     as_json: Json = False,
 ) -> None:
     """Grant the case's one extension of its change deadline."""

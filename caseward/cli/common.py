@@ -5,21 +5,46 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel
 from rich.console import Console
+from rich.segment import Segment
 from rich.table import Table
 
+from cases.core import identity
 from cases.core.clock import parse_instant, utcnow
-from cases.core.errors import InvalidInput
+from cases.core.db import get_engine
+from cases.core.errors import InvalidInput, UsageError
+from cases.core.inert import inert
 from cases.core.settings import Settings, get_settings
 
-out = Console(soft_wrap=True)
-err = Console(stderr=True, soft_wrap=True)
+# the largest id or count a database column holds (SQLite integers, PostgreSQL bigint)
+MAX_INT = 2**63 - 1
+
+
+class InertConsole(Console):
+    """A console whose printed text cannot steer the terminal: control characters and bidi
+    overrides in what it prints (app names, reasons, statements...) are replaced before
+    Rich adds its own styling (JSON output escapes them anyway)."""
+
+    def _render_buffer(self, buffer: Iterable[Segment]) -> str:
+        safe = (s if s.control else Segment(inert(s.text), s.style) for s in buffer)
+        return super()._render_buffer(safe)
+
+
+out = InertConsole(soft_wrap=True)
+err = InertConsole(stderr=True, soft_wrap=True)
+
+
+def _simulation_only(option: str) -> UsageError:
+    return UsageError(
+        f"{option} is accepted only in simulation mode (CASEWARD_SIMULATION=true); "
+        "outside it Caseward uses the real time and who you are logged in as"
+    )
 
 
 @dataclass
@@ -29,18 +54,44 @@ class CliState:
     now_text: str | None = None
     actor: str | None = None
 
+    def check(self) -> None:
+        """Read the configuration, and refuse simulated time or a typed identity outside
+        simulation, before any command runs."""
+        settings = get_settings()
+        typed = self.typed_actor()
+        if not settings.simulation:
+            if self.now_text is not None:
+                raise _simulation_only("--now")
+            if typed is not None:
+                raise _simulation_only("--actor" if self.actor is not None else "CASEWARD_ACTOR")
+        if self.now_text is not None:
+            self.now()  # a malformed --now is bad usage for every command, not only writers
+        if typed is not None:
+            identity.claimable(typed, source="--actor")
+
+    def typed_actor(self) -> str | None:
+        return self.actor if self.actor is not None else os.environ.get("CASEWARD_ACTOR")
+
     def now(self) -> datetime:
-        text = self.now_text or os.environ.get("CASEWARD_NOW")
-        if not text:
-            configured = get_settings().now
-            return configured or utcnow()
+        """The command's time: ``--now`` or ``now`` (simulation only), else the real clock."""
+        if self.now_text is None:
+            return get_settings().now or utcnow()
         try:
-            return parse_instant(text)
+            return parse_instant(self.now_text)
         except ValueError as exc:
-            raise InvalidInput(f"--now: {text!r} is not an ISO 8601 time") from exc
+            raise InvalidInput(f"--now: {self.now_text!r} is not a usable time ({exc})") from exc
 
     def who(self) -> str:
-        return self.actor or os.environ.get("CASEWARD_ACTOR") or os.environ.get("USER") or "lead"
+        """Who acts: the typed name in simulation, else the login user or database role."""
+        settings = get_settings()
+        typed = self.typed_actor()
+        if typed is not None and settings.simulation:
+            return identity.claimable(typed, source="--actor")
+        if settings.identity == "database":
+            name, source = identity.database_role(get_engine()), "the database role"
+        else:
+            name, source = identity.login_user(), "the login user"
+        return identity.claimable(name, source=source)
 
 
 STATE = CliState()

@@ -173,8 +173,13 @@ def _policy_lines(findings: list[Finding]) -> Text:
 
 def demo_data(
     out_dir: Annotated[Path, typer.Argument(help="Folder to write the snapshot into.")],
-    apps: Annotated[int, typer.Option("--apps", min=100, help="About this many apps.")] = 5000,
-    seed: Annotated[int, typer.Option("--seed", help="Random seed (same seed, same data).")] = 7,
+    apps: Annotated[
+        int, typer.Option("--apps", min=100, max=10_000_000, help="About this many apps.")
+    ] = 5000,
+    seed: Annotated[
+        int,
+        typer.Option("--seed", min=0, max=2**31 - 1, help="Random seed (same seed, same data)."),
+    ] = 7,
     fmt: Annotated[FileFormat, typer.Option("--format", help="File format.")] = FileFormat.CSV,
     disguised: Annotated[
         bool,

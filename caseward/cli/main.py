@@ -6,7 +6,9 @@ Errors print one line on stderr; nothing is changed when a command fails.
 
 from __future__ import annotations
 
+import os
 import sys
+import traceback
 from collections.abc import Sequence
 from typing import Annotated
 
@@ -17,6 +19,9 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from cases.core.db import get_engine
 from cases.core.errors import CasewardError
+from cases.core.inert import inert
+from cases.core.redact import redact, url_password
+from cases.core.settings import get_settings, secrets_of
 from caseward.cli import admin_cmds, appeal_cmds, apps_cmds, case_cmds
 from caseward.cli.common import STATE
 
@@ -46,17 +51,23 @@ app = typer.Typer(
 def _root(
     now: Annotated[
         str | None,
-        typer.Option("--now", help="Simulated current time (ISO 8601); also CASEWARD_NOW."),
+        typer.Option(
+            "--now",
+            help="Simulated current time (ISO 8601), simulation mode only; also CASEWARD_NOW.",
+        ),
     ] = None,
     actor: Annotated[
         str | None,
-        typer.Option("--actor", help="Who is acting (a lead's name); also CASEWARD_ACTOR."),
+        typer.Option(
+            "--actor",
+            help="Who is acting (simulation mode only); also CASEWARD_ACTOR. Otherwise: the "
+            'login user, or the database role with identity = "database".',
+        ),
     ] = None,
 ) -> None:
     STATE.now_text = now
     STATE.actor = actor
-    if now is not None:
-        STATE.now()  # a malformed --now is bad usage for every command, not only writers
+    STATE.check()
 
 
 for module in (admin_cmds, case_cmds, appeal_cmds, apps_cmds):
@@ -89,6 +100,24 @@ def _database_problem(exc: SQLAlchemyError) -> str:
     return f"database error: {first_line}"
 
 
+def _secrets() -> list[str]:
+    """The configuration's secrets, to mask in anything printed; from the environment when
+    the configuration itself is what failed."""
+    try:
+        return secrets_of(get_settings())
+    except CasewardError:
+        keys = ("SENDGRID_API_KEY", "CASEWARD_SENDGRID_API_KEY", "CASEWARD_PLATFORM__API_TOKEN")
+        return url_password(os.environ.get("CASEWARD_DATABASE_URL", "")) + [
+            os.environ[k] for k in keys if os.environ.get(k)
+        ]
+
+
+def _say(message: str) -> None:
+    """One line on stderr: secrets masked, control and bidi characters made inert."""
+    line = " ".join(redact(message, _secrets()).split())
+    click.echo(f"caseward: {inert(line)}", err=True)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns (and as a script exits with) the exit code."""
     try:
@@ -96,17 +125,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     except EXITS as exc:
         code = exc.exit_code
     except CLICK_ERRORS as exc:
-        message = " ".join(exc.format_message().split())  # type: ignore[attr-defined]
-        click.echo(f"caseward: {message}", err=True)
+        _say(exc.format_message())  # type: ignore[attr-defined]
         code = exc.exit_code  # type: ignore[attr-defined]
     except ABORTS:
-        click.echo("caseward: aborted", err=True)
+        _say("aborted")
         code = 1
     except CasewardError as exc:
-        click.echo(f"caseward: {exc}", err=True)
+        _say(str(exc))
         code = exc.exit_code
     except SQLAlchemyError as exc:
-        click.echo(f"caseward: {_database_problem(exc)}", err=True)
+        _say(_database_problem(exc))
+        code = 1
+    except Exception as exc:  # a bug: its traceback, secrets masked, then one line
+        trace = "".join(traceback.format_exception(exc))
+        sys.stderr.write(inert(redact(trace, _secrets())))
+        _say(f"internal error ({type(exc).__name__}); please report it with the lines above")
         code = 1
     else:
         code = result if isinstance(result, int) else 0

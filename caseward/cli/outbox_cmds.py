@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import typer
 from rich.text import Text
@@ -13,15 +13,26 @@ from cases.core.db import get_engine, unit_of_work
 from cases.core.enums import EmailTemplate, OutboxStatus
 from cases.core.errors import InvalidInput, NotFound
 from cases.core.models import OutboxMessage
-from cases.email import delivery, review
+from cases.email import delivery, recovery, review
 from cases.email.preview import preview_email
-from caseward.cli.common import STATE, emit, fmt_time, out, settings, table
+from caseward.cli.common import MAX_INT, STATE, emit, fmt_time, out, settings, table
+from caseward.cli.selection import (
+    AllFilter,
+    CaseFilter,
+    DryRun,
+    SinceFilter,
+    TemplateFilter,
+    selection,
+    settle_selected,
+)
 
 outbox_app = typer.Typer(help="Developer e-mail waiting, sent, failed or uncertain.")
 email_app = typer.Typer(help="Developer e-mail templates.")
 
 Json = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
-MessageId = Annotated[int, typer.Argument(help="The outbox message id.", show_default=False)]
+MessageId = Annotated[
+    int, typer.Argument(help="The outbox message id.", show_default=False, min=1, max=MAX_INT)
+]
 HtmlFile = Annotated[
     Path | None, typer.Option("--html", help="Also write the HTML part to this file.")
 ]
@@ -60,8 +71,10 @@ def list_messages(
     status: Annotated[
         OutboxStatus | None, typer.Option("--status", help="Only messages in this status.")
     ] = None,
-    case_id: Annotated[int | None, typer.Option("--case", help="Only this case.")] = None,
-    limit: Annotated[int, typer.Option("--limit", min=1, help="At most this many.")] = 200,
+    case_id: CaseFilter = None,
+    limit: Annotated[
+        int, typer.Option("--limit", min=1, max=MAX_INT, help="At most this many.")
+    ] = 200,
     as_json: Json = False,
 ) -> None:
     """Outbox messages, newest first."""
@@ -118,54 +131,96 @@ def show(message_id: MessageId, html: HtmlFile = None, as_json: Json = False) ->
 @outbox_app.command("send")
 def send(
     limit: Annotated[
-        int | None, typer.Option("--limit", min=1, help="Send at most this many.")
+        int | None, typer.Option("--limit", min=1, max=MAX_INT, help="Send at most this many.")
     ] = None,
     as_json: Json = False,
-) -> int:
-    """Deliver the e-mails due now through the configured backend."""
+) -> None:
+    """Deliver the e-mails due now through the configured backend. An outage (the provider
+    refuses our key or sender, or cannot be reached) stops the run with exit 1 and changes
+    no e-mail."""
     report = delivery.deliver_pending(get_engine(), now=STATE.now(), limit=limit)
+    if report.stopped and not as_json:
+        raise delivery.DeliveryStopped(report)
     emit(
         report.as_dict(),
         as_json,
         lambda: Text(
             f"claimed {report.claimed}: sent {report.sent}, retrying {report.retried}, "
-            f"failed {report.failed}, released {report.released}; "
-            f"{report.uncertain} newly uncertain"
-            + (f"\nstopped: {report.stopped}" if report.stopped else "")
+            f"failed {report.failed}; {report.uncertain} newly uncertain"
             + "".join(f"\n  {e}" for e in report.errors)
         ),
     )
-    return 1 if report.stopped else 0
+    if report.stopped:
+        raise delivery.DeliveryStopped(report)
 
 
 @outbox_app.command("resolve")
 def resolve_cmd(
-    message_id: MessageId,
+    message_id: Annotated[
+        int | None,
+        typer.Argument(
+            help="The outbox message id (or select with filters).",
+            show_default=False,
+            min=1,
+            max=MAX_INT,
+        ),
+    ] = None,
     sent: Annotated[bool, typer.Option("--sent", help="The provider did accept it.")] = False,
     resend: Annotated[
         bool, typer.Option("--resend", help="Send it again (same Message-ID).")
     ] = False,
+    status: Annotated[
+        OutboxStatus | None, typer.Option("--status", help="Only uncertain or only failed.")
+    ] = None,
+    template: TemplateFilter = None,
+    case_id: CaseFilter = None,
+    since: SinceFilter = None,
+    select_all: AllFilter = False,
+    dry_run: DryRun = False,
     as_json: Json = False,
-) -> None:
-    """Settle an uncertain e-mail (or resend a failed one): a lead's decision."""
+) -> int:
+    """Settle an uncertain e-mail (or resend a failed one): a lead's decision. With filters
+    instead of an id, settle every e-mail they select, each with its own timeline event."""
     if sent == resend:
         raise InvalidInput("give exactly one of --sent or --resend")
-    with unit_of_work() as session:
-        message = review.resolve_delivery(
-            session,
-            outbox_id=message_id,
-            decision="sent" if sent else "resend",
-            actor=STATE.who(),
-            now=STATE.now(),
-        )
-        row = _row(message)
-    emit(row, as_json, lambda: Text(f"e-mail {row['id']} is now {row['status']}"))
+    decision: Literal["sent", "resend"] = "sent" if sent else "resend"
+    chosen = selection(
+        message_id,
+        template=template,
+        case_id=case_id,
+        since=since,
+        select_all=select_all,
+        narrowed=status is not None,
+    )
+    actor, now = STATE.who(), STATE.now()
+    if chosen is None:
+        assert message_id is not None
+        with unit_of_work() as session:
+            message = review.resolve_delivery(
+                session, outbox_id=message_id, decision=decision, actor=actor, now=now
+            )
+            row = _row(message)
+        emit(row, as_json, lambda: Text(f"e-mail {row['id']} is now {row['status']}"))
+        return 0
+    return settle_selected(
+        f"e-mail(s) marked {decision}",
+        dry_run=dry_run,
+        as_json=as_json,
+        select=lambda s: recovery.resolvable_emails(
+            s, decision=decision, selection=chosen, status=status
+        ),
+        act=lambda s, i: review.resolve_delivery(
+            s, outbox_id=i, decision=decision, actor=actor, now=now
+        ),
+    )
 
 
 @email_app.command("preview")
 def preview_cmd(
     template: Annotated[EmailTemplate, typer.Argument(help="The template.", show_default=False)],
-    case_id: Annotated[int, typer.Option("--case", help="The case id.", show_default=False)],
+    case_id: Annotated[
+        int, typer.Option("--case", help="The case id.", show_default=False, min=1, max=MAX_INT)
+    ],
     developer: Annotated[
         str | None, typer.Option("--developer", help="Render for this developer of the case.")
     ] = None,

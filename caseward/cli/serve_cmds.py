@@ -35,7 +35,9 @@ def serve(
 
 
 def demo(
-    apps: Annotated[int, typer.Option("--apps", min=100, help="Apps on the demo platform.")] = 600,
+    apps: Annotated[
+        int, typer.Option("--apps", min=100, max=10_000_000, help="Apps on the demo platform.")
+    ] = 600,
 ) -> None:
     """Play a month of enforcement on a generated platform in about a minute."""
     from caseward.demo import main

@@ -3,7 +3,9 @@
 About 3 apps per developer, ``usage_hours`` hourly rows per active app, a few harmless reports
 and some account links; no Python object exists per row, so a million apps take seconds.
 Names are built so that a developer's (and a linked pair's) apps never share a word, websites
-are unique per app, and traffic stays under 45% of the limit.
+are unique per app, and traffic stays under 45% of the limit. Every e-mail address and website
+is on a reserved domain (``.example``, ``example.com``, loopback), so that a demo pointed at a
+real provider can never reach a person.
 """
 
 from __future__ import annotations
@@ -29,10 +31,10 @@ WITH base AS (
 ), sited AS (
     SELECT *, CASE (h // 13) % 10
         WHEN 5 THEN '' WHEN 6 THEN ''
-        WHEN 7 THEN 'https://' || slug || '.herokuapp.com'
-        WHEN 8 THEN 'https://github.com/dev' || dev || '/' || slug
-        WHEN 9 THEN 'https://www.' || slug || '.com'
-        ELSE 'https://' || slug || '.io' END AS website
+        WHEN 7 THEN 'https://' || slug || '.hosting.example'
+        WHEN 8 THEN 'https://dev' || dev || '-' || slug || '.pages.example'
+        WHEN 9 THEN 'https://www.' || slug || '.example'
+        ELSE 'https://' || slug || '.example' END AS website
     FROM named
 )
 SELECT 'a' || j AS app_id, 'd' || dev AS developer_id, name,
@@ -42,7 +44,7 @@ SELECT 'a' || j AS app_id, 'd' || dev AS developer_id, name,
                          ELSE website || '/oauth/callback' END
         WHEN 1 THEN CASE WHEN website = '' THEN '' ELSE website || '/auth' END
         WHEN 2 THEN CASE WHEN website = '' THEN '' ELSE website || '/cb app' || j || '://oauth' END
-        WHEN 3 THEN 'https://cb.' || slug || '.net/auth'
+        WHEN 3 THEN 'https://cb.' || slug || '.example/auth'
         WHEN 4 THEN 'http://localhost:3000/callback'
         WHEN 5 THEN 'https://example.com/callback http://127.0.0.1:8080/cb'
         ELSE '' END AS callback_urls,
@@ -78,8 +80,8 @@ def build_background(
     con.execute(sql, params)
     con.execute(
         "CREATE TABLE bg_devs AS SELECT 'd' || i AS developer_id, 'dev_' || i AS handle, "
-        "CASE WHEN hash(i, $seed) % 3 = 0 THEN 'dev' || i || '@gmail.com' "
-        "ELSE 'dev' || i || '@company' || i || '.com' END AS email, "
+        "CASE WHEN hash(i, $seed) % 3 = 0 THEN 'dev' || i || '@webmail.example' "
+        "ELSE 'dev' || i || '@company' || i || '.example' END AS email, "
         "'2024-01-01T00:00:00Z' AS created_at FROM range($devs) t(i)",
         {"seed": seed, "devs": devs},
     )

@@ -1,7 +1,8 @@
 """The planted scenarios: one instance of each violation pattern and of each look-alike.
 
 Built in Python with ``random.Random(seed)``; :class:`Plant` keeps their rows and what each is
-(``truth`` for violations, ``decoys`` for look-alikes that must not be reported).
+(``truth`` for violations, ``decoys`` for look-alikes that must not be reported). Addresses and
+websites are on reserved ``.example`` domains, as in the background.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ class Plant:
     def dev(self, *links: str) -> str:
         dev_id = f"d{self.next_dev}"
         self.next_dev += 1
-        mail = "gmail.com" if self.rng.random() < 0.5 else "outlook.com"
+        mail = "webmail.example" if self.rng.random() < 0.5 else "mailhost.example"
         self.rows["developers"].append([dev_id, f"user{dev_id}", f"{dev_id}@{mail}", timestamp(T0)])
         for value in links:
             kind, _, token = value.partition(":")
@@ -98,7 +99,7 @@ def plant_violations(p: Plant) -> None:
     chain = p.link_value("ip")
     devs = [p.dev(link), p.dev(link, chain), p.dev(chain)]
     apps = [
-        p.app(d, f"{name} {n}", f"{verb} for brands", f"https://{b.lower()}.com", "")
+        p.app(d, f"{name} {n}", f"{verb} for brands", f"https://{b.lower()}.example", "")
         for n, (d, name, verb) in enumerate(
             zip(
                 devs,
@@ -110,7 +111,7 @@ def plant_violations(p: Plant) -> None:
     ]
     p.mark(p.truth, "duplicate_apps", apps)
     b, dev = p.brand(), p.dev()
-    cb = f"https://auth.{b.lower()}.net/callback"
+    cb = f"https://auth.{b.lower()}.example/callback"
     apps = [
         p.app(dev, f"{b} Lists", "Curated lists", "", cb),
         p.app(dev, f"{p.brand()} Digest", "Weekly digest", "", cb + "2"),
@@ -126,8 +127,8 @@ def plant_violations(p: Plant) -> None:
     b, link = p.brand(), p.link_value("device")
     d1, d2 = p.dev(link), p.dev(link)
     apps = [
-        p.app(d1, f"{b} Bot Dev", f"Dev instance of {b} bot", f"https://{b.lower()}.dev"),
-        p.app(d2, f"{b} Bot Prod", f"Prod instance of {b} bot", f"https://{b.lower()}.dev"),
+        p.app(d1, f"{b} Bot Dev", f"Dev instance of {b} bot", f"https://{b.lower()}-bot.example"),
+        p.app(d2, f"{b} Bot Prod", f"Prod instance of {b} bot", f"https://{b.lower()}-bot.example"),
     ]
     p.mark(p.truth, "duplicate_apps", apps)
     # rate-limit circumvention: group over one app's limit; traffic handed between apps
@@ -149,7 +150,7 @@ def plant_violations(p: Plant) -> None:
         p.use(group[step % 2], start + step, 500, r.randint(50, 400), 5)
     p.mark(p.truth, "rate_limit_circumvention", group)
     # user-supplied keys: one service registered by many unlinked accounts
-    host = f"{p.brand().lower()}suite.io"
+    host = f"{p.brand().lower()}suite.example"
     apps = [
         p.app(
             p.dev(),
@@ -182,15 +183,17 @@ def plant_decoys(p: Plant) -> None:
             dev,
             f"{b} Cal {lab}",
             f"{lab} instance of the {b} calendar",
-            f"https://{b.lower()}cal.com",
-            f"https://{b.lower()}cal.com/{lab.lower()}/cb",
+            f"https://{b.lower()}cal.example",
+            f"https://{b.lower()}cal.example/{lab.lower()}/cb",
         )
         for lab in ("Dev", "Staging", "Prod")
     ]
     p.mark(p.decoys, "dev_staging_prod", apps)
     common = r.choice(["Weather Bot", "Quote Of The Day", "Crypto Price Bot", "Daily Verse"])
     apps = [
-        p.app(p.dev(), common, f"Posts the {common.lower()}", f"https://{p.brand().lower()}.org")
+        p.app(
+            p.dev(), common, f"Posts the {common.lower()}", f"https://{p.brand().lower()}.example"
+        )
         for _ in range(6)
     ]
     p.mark(p.decoys, "unrelated_lookalikes", apps)
@@ -214,8 +217,8 @@ def plant_decoys(p: Plant) -> None:
             p.dev(),
             f"{x} Site",
             "Hobby site",
-            f"https://{x.lower()}.herokuapp.com",
-            f"https://{x.lower()}.herokuapp.com/cb",
+            f"https://{x.lower()}.hosting.example",
+            f"https://{x.lower()}.hosting.example/cb",
         )
         for x in (p.brand() for _ in range(6))
     ]
@@ -237,7 +240,7 @@ def plant_decoys(p: Plant) -> None:
     p.use(tiny, 0, 3, 0, 2)
     p.report(tiny, 1, "spam")
     p.mark(p.decoys, "big_or_tiny_reported", [big, tiny])
-    host = f"{p.brand().lower()}.io"
+    host = f"{p.brand().lower()}.example"
     apps = [
         p.app(p.dev(), f"{p.brand()} Client", "A client", "", f"https://{host}/cb")
         for _ in range(4)

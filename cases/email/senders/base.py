@@ -7,18 +7,22 @@ what the outbox does next:
 * :class:`TransientDeliveryError`: try again later (429, 5xx, timeouts, connection errors);
 * :class:`PermanentDeliveryError`: this message can never be sent as it is (400, invalid
   address): it fails and shows on the case;
-* :class:`ProviderConfigError`: *our* side is wrong (401/403: bad API key); no message is
-  at fault, so the batch stops and its claims go back to pending untouched.
+* :class:`ProviderOutage`: no message is at fault, so the run stops and its claims go back
+  to pending untouched (no status, attempt or error changes): :class:`ProviderConfigError`
+  when *our* side is wrong (401/403, a missing API key, a sender the provider or our own
+  check rejects), :class:`ProviderUnavailable` when the provider (or the mail folder)
+  cannot be reached at all.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from email.message import EmailMessage
 from typing import Protocol
 
 from cases.core.settings import Settings
-from cases.email.message import OutgoingEmail
+from cases.email.message import InvalidAddress, InvalidSender, OutgoingEmail, build_mime
 
 
 @dataclass(frozen=True)
@@ -48,8 +52,17 @@ class PermanentDeliveryError(DeliveryError):
     """This message cannot be delivered as it is."""
 
 
-class ProviderConfigError(DeliveryError):
-    """The provider refuses us (credentials, permissions); no message is at fault."""
+class ProviderOutage(DeliveryError):
+    """Not about one message: the run stops and changes no e-mail."""
+
+
+class ProviderConfigError(ProviderOutage):
+    """The provider refuses us (credentials, permissions, our sender); no message is at fault."""
+
+
+class ProviderUnavailable(ProviderOutage):
+    """The provider cannot be reached (connection refused, unknown host, TLS), or the mail
+    folder cannot be written: nothing was handed over."""
 
 
 class EmailSender(Protocol):
@@ -60,6 +73,17 @@ class EmailSender(Protocol):
     def send(self, email: OutgoingEmail, *, now: datetime) -> SendResult:
         """Hand ``email`` to the provider; raise a :class:`DeliveryError` on failure."""
         ...
+
+
+def mime_or_raise(email: OutgoingEmail, *, date: datetime) -> EmailMessage:
+    """The MIME message of ``email`` for the local backends; an unusable sender stops the
+    run, an unusable recipient fails only this message."""
+    try:
+        return build_mime(email, date=date)
+    except InvalidSender as exc:
+        raise ProviderConfigError(str(exc)) from exc
+    except (InvalidAddress, ValueError) as exc:
+        raise PermanentDeliveryError(str(exc)) from exc
 
 
 def make_sender(settings: Settings) -> EmailSender:

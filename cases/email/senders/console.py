@@ -8,8 +8,8 @@ import threading
 from datetime import datetime
 from typing import TextIO
 
-from cases.email.message import InvalidAddress, OutgoingEmail, build_mime
-from cases.email.senders.base import PermanentDeliveryError, SendResult
+from cases.email.message import OutgoingEmail
+from cases.email.senders.base import SendResult, mime_or_raise
 
 
 class ConsoleSender:
@@ -20,10 +20,7 @@ class ConsoleSender:
         self._lock = threading.Lock()
 
     def send(self, email_: OutgoingEmail, *, now: datetime) -> SendResult:
-        try:
-            message = build_mime(email_, date=now)
-        except (InvalidAddress, ValueError) as exc:
-            raise PermanentDeliveryError(str(exc)) from exc
+        message = mime_or_raise(email_, date=now)
         text = message.as_string(policy=email.policy.default)
         stream = self.stream or sys.stdout
         with self._lock:  # one message at a time, never interleaved

@@ -7,8 +7,8 @@ import tempfile
 from datetime import datetime
 from pathlib import Path
 
-from cases.email.message import InvalidAddress, OutgoingEmail, build_mime
-from cases.email.senders.base import PermanentDeliveryError, SendResult, TransientDeliveryError
+from cases.email.message import OutgoingEmail
+from cases.email.senders.base import ProviderUnavailable, SendResult, mime_or_raise
 
 
 class FileSender:
@@ -25,10 +25,7 @@ class FileSender:
         return self.mail_dir / f"case-{email.case_id}-{email.outbox_id:06d}-{email.template}.eml"
 
     def send(self, email: OutgoingEmail, *, now: datetime) -> SendResult:
-        try:
-            data = build_mime(email, date=now).as_bytes()
-        except (InvalidAddress, ValueError) as exc:
-            raise PermanentDeliveryError(str(exc)) from exc
+        data = mime_or_raise(email, date=now).as_bytes()
         target = self.path_for(email)
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -36,6 +33,6 @@ class FileSender:
             with os.fdopen(fd, "wb") as handle:
                 handle.write(data)
             os.replace(tmp, target)  # atomic: a reader never sees half a message
-        except OSError as exc:
-            raise TransientDeliveryError(f"cannot write {target}: {exc.strerror}") from exc
+        except OSError as exc:  # the folder, not the message: the run stops
+            raise ProviderUnavailable(f"cannot write {target}: {exc.strerror}") from exc
         return SendResult(provider_message_id=target.name)

@@ -11,6 +11,8 @@ from __future__ import annotations
 import http.client
 import json
 import logging
+import socket
+import ssl
 import threading
 import urllib.error
 from collections.abc import Iterator
@@ -36,11 +38,12 @@ from sendgrid.helpers.mail import (
 )
 
 from cases.core.settings import Settings
-from cases.email.message import InvalidAddress, OutgoingEmail, checked_address
+from cases.email.message import InvalidAddress, InvalidSender, OutgoingEmail, checked_address
 from cases.email.render import header_safe
 from cases.email.senders.base import (
     PermanentDeliveryError,
     ProviderConfigError,
+    ProviderUnavailable,
     SendResult,
     TransientDeliveryError,
 )
@@ -48,6 +51,10 @@ from cases.email.senders.keepalive import KeepAliveClient
 
 CLIENT_LOGGER = "python_http_client.client"
 TRANSIENT_STATUSES = frozenset({408, 425, 429})
+# a 400 about these fields refuses our configured sender, not one message
+SENDER_FIELDS = frozenset({"from", "from.email", "from.name", "reply_to", "reply_to.email"})
+# connection errors that mean the request never left: the provider cannot be reached
+UNREACHABLE = (ConnectionRefusedError, socket.gaierror, ssl.SSLError)
 
 
 class RedactSecret(logging.Filter):
@@ -80,6 +87,15 @@ def _error_summary(body: Any) -> str:
     except (ValueError, AttributeError, TypeError):
         text = ""
     return header_safe(text, limit=300) or "no details"
+
+
+def _error_fields(body: Any) -> set[str]:
+    """The request fields SendGrid's errors name (``from.email``...)."""
+    try:
+        data = json.loads(body.decode() if isinstance(body, bytes) else str(body))
+        return {str(e.get("field")) for e in data.get("errors", []) if e.get("field")}
+    except (ValueError, AttributeError, TypeError):
+        return set()
 
 
 def _retry_after(headers: Any) -> float | None:
@@ -200,6 +216,8 @@ class SendGridSender:
     def send(self, email: OutgoingEmail, *, now: datetime) -> SendResult:
         try:
             body = self.payload(email)
+        except InvalidSender as exc:
+            raise ProviderConfigError(str(exc)) from exc
         except InvalidAddress as exc:
             raise PermanentDeliveryError(str(exc)) from exc
         try:
@@ -211,15 +229,18 @@ class SendGridSender:
             raise TransientDeliveryError(f"SendGrid timed out after {self.timeout}s") from exc
         except (urllib.error.URLError, http.client.HTTPException, ConnectionError) as exc:
             reason = getattr(exc, "reason", exc)
-            raise TransientDeliveryError(f"SendGrid unreachable: {reason}") from exc
+            if isinstance(reason, UNREACHABLE):  # nothing was sent: stop the run
+                raise ProviderUnavailable(f"SendGrid unreachable: {reason}") from exc
+            raise TransientDeliveryError(f"SendGrid connection failed: {reason}") from exc
         headers = response.headers
         message_id = headers.get("X-Message-Id") if headers is not None else None
         return SendResult(provider_message_id=message_id)
 
     def _classify(self, exc: HTTPError) -> Exception:
         status = int(getattr(exc, "status_code", 0) or 0)
-        detail = f"SendGrid {status}: {_error_summary(getattr(exc, 'body', b''))}"
-        if status in (401, 403):
+        body = getattr(exc, "body", b"")
+        detail = f"SendGrid {status}: {_error_summary(body)}"
+        if status in (401, 403) or (status == 400 and _error_fields(body) & SENDER_FIELDS):
             return ProviderConfigError(detail)
         if status in TRANSIENT_STATUSES or status >= 500:
             return TransientDeliveryError(detail, _retry_after(getattr(exc, "headers", None)))
