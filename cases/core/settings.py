@@ -271,6 +271,11 @@ class StatementSettings(BaseModel):
     api_token: SecretStr | None = Field(
         None, description="Bearer token of the Transparency Database API (never logged)."
     )
+    catalog: Path | None = Field(
+        None,
+        description="The statements catalogue (policy and action to category, decision, "
+        "ground); default: the one installed with Caseward.",
+    )
     puid_prefix: str = Field(
         "caseward",
         pattern=r"^[A-Za-z0-9_-]{1,100}$",

@@ -103,6 +103,12 @@ def _actions(
     ]
 
 
+def policy_link(policy: str, settings: Settings, catalog: Mapping[str, Any]) -> str:
+    """The policy page a case cites: the policy URL and the policy's anchor."""
+    anchor = catalog["policies"][policy].get("anchor", policy)
+    return f"{settings.email.policy_url}#{anchor}"
+
+
 def shared_context(
     *,
     case: Case,
@@ -115,7 +121,7 @@ def shared_context(
     """The part of the context every developer of ``case`` shares (built once per e-mail)."""
     email = settings.email
     policy = dict(catalog["policies"][case.policy])
-    policy["url"] = f"{email.policy_url}#{policy.get('anchor', case.policy)}"
+    policy["url"] = policy_link(case.policy, settings, catalog)
     context: dict[str, Any] = {
         "case": {
             "id": case.id,
