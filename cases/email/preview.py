@@ -20,6 +20,7 @@ from cases.core.settings import Settings
 from cases.email.context import render_for, renderer_for
 from cases.email.render import RenderedEmail
 from cases.lifecycle.states import ENFORCEMENT_NOTICES
+from cases.statements.notice import notice_context
 
 ENFORCEMENT_TEMPLATES = {template: kind for kind, template in ENFORCEMENT_NOTICES.items()}
 APPEAL_DECISIONS = {EmailTemplate.APPEAL_UPHELD, EmailTemplate.APPEAL_OVERTURNED}
@@ -37,26 +38,38 @@ def load_case(session: Session, case_id: int) -> Case:
 
 
 def _enforcement_extra(
-    session: Session, case: Case, template: EmailTemplate, placeholders: dict[str, Any]
+    session: Session,
+    case: Case,
+    template: EmailTemplate,
+    placeholders: dict[str, Any],
+    *,
+    settings: Settings,
+    now: datetime,
 ) -> dict[str, Any]:
     enforcement = session.scalar(
         select(Enforcement)
         .where(Enforcement.case_id == case.id)
         .options(selectinload(Enforcement.actions))
     )
-    if enforcement is not None and enforcement.actions:
+    applied = enforcement if enforcement is not None and enforcement.actions else None
+    reasons = notice_context(session, case=case, enforcement=applied, settings=settings, now=now)
+    if applied is not None:
         actions = [
             {"kind": a.kind, "target_type": a.target_type, "target_id": a.target_id}
-            for a in enforcement.actions
+            for a in applied.actions
         ]
-        return {"actions": actions, "reason": enforcement.reason}
+        return {"actions": actions, "reason": applied.reason, "statement_of_reasons": reasons}
     kind = ENFORCEMENT_TEMPLATES[template]
     if kind is ActionKind.SUSPEND_ACCOUNT:
         targets = [(TargetType.ACCOUNT, d.id) for d in case.developers]
     else:
         targets = [(TargetType.APP, a.id) for a in case.apps]
     actions = [{"kind": kind, "target_type": t, "target_id": i} for t, i in targets]
-    return {"actions": actions, "reason": placeholders["reason"]}
+    return {
+        "actions": actions,
+        "reason": placeholders["reason"],
+        "statement_of_reasons": reasons,
+    }
 
 
 def preview_extra(
@@ -79,7 +92,7 @@ def preview_extra(
         extended = deadline + timedelta(days=settings.deadlines.extension_days)
         return {"old_deadline": deadline, "new_deadline": extended}
     if template in ENFORCEMENT_TEMPLATES:
-        return _enforcement_extra(session, case, template, placeholders)
+        return _enforcement_extra(session, case, template, placeholders, settings=settings, now=now)
     if template in APPEAL_DECISIONS:
         appeal = session.scalar(select(Appeal).where(Appeal.case_id == case.id))
         reason = appeal.decision_reason if appeal and appeal.decision_reason else None

@@ -15,6 +15,7 @@ from cases.core.clock import readable
 from cases.core.enums import CaseOutcome, CaseStatus
 from cases.core.errors import GuardFailed
 from cases.core.models import Case, Enforcement
+from cases.core.settings import get_settings
 from cases.enforcement import planning
 from cases.enforcement.platform.base import PlatformAdapter
 from cases.lifecycle.operations import latest_change_request
@@ -26,6 +27,7 @@ from cases.lifecycle.states import (
     check_transition,
 )
 from cases.lifecycle.write import SYSTEM, Change, record
+from cases.statements.notice import notice_context
 
 
 def enforcement_or_raise(session: Session, case: Case) -> Enforcement:
@@ -171,6 +173,9 @@ def _enforce(session: Session, *, case: Case, adapter: PlatformAdapter, now: dat
         for a in decision.actions
     ]
     notices = tuple(dict.fromkeys(ENFORCEMENT_NOTICES[a.kind] for a in decision.actions))
+    reasons = notice_context(
+        session, case=case, enforcement=decision, settings=get_settings(), now=now
+    )
     record(
         session,
         case=case,
@@ -181,7 +186,11 @@ def _enforce(session: Session, *, case: Case, adapter: PlatformAdapter, now: dat
             now=now,
             data={"actions": actions},
             emails=notices,
-            email_context={"actions": actions, "reason": decision.reason},
+            email_context={
+                "actions": actions,
+                "reason": decision.reason,
+                "statement_of_reasons": reasons,
+            },
         ),
     )
     return case
