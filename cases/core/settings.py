@@ -289,7 +289,7 @@ class StatementSettings(BaseModel):
     )
     account_type: Literal["ACCOUNT_TYPE_BUSINESS", "ACCOUNT_TYPE_PRIVATE"] | None = Field(
         "ACCOUNT_TYPE_BUSINESS",
-        description="The developers' account type in statements; null leaves it out.",
+        description="The developers' account type in statements; empty (or 'none') leaves it out.",
     )
     dispute_settlement_body: str | None = Field(
         None,
@@ -314,6 +314,11 @@ class StatementSettings(BaseModel):
         description="A batch claimed longer ago than this, unrecorded, is checked with the "
         "existing-puid endpoint before it is sent again.",
     )
+
+    @field_validator("account_type", mode="before")
+    @classmethod
+    def _no_account_type(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and value.strip().lower() in {"", "none"} else value
 
     @field_validator("territorial_scope")
     @classmethod

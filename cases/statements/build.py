@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from cases.core.enums import ActionKind, Policy, TargetType
+from cases.core.enums import ActionKind, Policy, SubmissionStatus, TargetType
 from cases.core.models import (
     App,
     Case,
@@ -75,6 +75,7 @@ class Subject:
     applied_at: datetime
     content_at: datetime | None  # when the app (or account) was registered
     puid: str | None  # the puid already stored for it, if it was ever claimed
+    submission: SubmissionStatus | None = None  # where its submission stands, if anywhere
 
 
 def numeric_evidence(evidence: Mapping[str, Any] | None) -> dict[str, float | int]:
@@ -217,8 +218,9 @@ def _subjects(session: Session, enforcement_ids: Sequence[int]) -> dict[int, lis
             PlatformAction.target_type,
             PlatformAction.target_id,
             PlatformAction.applied_at,
-            func.coalesce(App.created_at, Developer.created_at),
+            func.coalesce(App.created_at, Developer.created_at).label("registered_at"),
             StatementSubmission.puid,
+            StatementSubmission.status,
         )
         .outerjoin(
             App,
@@ -237,16 +239,22 @@ def _subjects(session: Session, enforcement_ids: Sequence[int]) -> dict[int, lis
         .order_by(PlatformAction.enforcement_id, PlatformAction.id)
     )
     found: dict[int, dict[tuple[str, str], Subject]] = {}
-    for enforcement_id, action_id, kind, target_type, target_id, applied, created, puid in rows:
-        targets = found.setdefault(enforcement_id, {})
-        first = targets.get((target_type, target_id))
+    for row in rows:
+        targets = found.setdefault(row.enforcement_id, {})
+        first = targets.get((row.target_type, row.target_id))
         if first is None:
-            assert applied is not None  # selected so
-            targets[(target_type, target_id)] = Subject(
-                action_id, kind, target_type, applied, created, puid
+            assert row.applied_at is not None  # selected so
+            targets[(row.target_type, row.target_id)] = Subject(
+                row.id,
+                row.kind,
+                row.target_type,
+                row.applied_at,
+                row.registered_at,
+                row.puid,
+                row.status,
             )
-        elif SEVERITY[kind] > SEVERITY[first.kind]:
-            targets[(target_type, target_id)] = replace(first, kind=kind)
+        elif SEVERITY[row.kind] > SEVERITY[first.kind]:
+            targets[(row.target_type, row.target_id)] = replace(first, kind=row.kind)
     return {enforcement_id: list(targets.values()) for enforcement_id, targets in found.items()}
 
 
@@ -294,12 +302,28 @@ def _decisions(session: Session, enforcement_ids: Sequence[int]) -> list[Decisio
 
 
 def gather(
-    session: Session, *, since: datetime | None = None, chunk: int = CHUNK
+    session: Session,
+    *,
+    since: datetime | None = None,
+    unsubmitted: bool = False,
+    chunk: int = CHUNK,
 ) -> Iterator[tuple[Decision, list[Subject]]]:
-    """Every executed decision (since ``since``) with its subjects, in case order."""
+    """Every executed decision (since ``since``; with ``unsubmitted``, only those with a
+    statement not yet submitted) with its subjects, in case order."""
     query = select(Enforcement.id).where(Enforcement.executed_at.is_not(None))
     if since is not None:
         query = query.where(Enforcement.executed_at >= since)
+    if unsubmitted:
+        open_actions = (
+            select(PlatformAction.enforcement_id)
+            .outerjoin(StatementSubmission, StatementSubmission.action_id == PlatformAction.id)
+            .where(
+                PlatformAction.applied_at.is_not(None),
+                (StatementSubmission.id.is_(None))
+                | (StatementSubmission.status != SubmissionStatus.SUBMITTED),
+            )
+        )
+        query = query.where(Enforcement.id.in_(open_actions))
     ids = list(session.scalars(query.order_by(Enforcement.case_id)))
     for start in range(0, len(ids), chunk):
         batch = ids[start : start + chunk]

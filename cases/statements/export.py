@@ -84,11 +84,13 @@ def built_statements(
     *,
     settings: Settings,
     since: datetime | None = None,
+    unsubmitted: bool = False,
     builder: StatementBuilder | None = None,
 ) -> Iterator[Built]:
-    """Every statement of the decisions executed since ``since``, checked."""
+    """Every statement of the decisions executed since ``since`` (with ``unsubmitted``, of
+    those with a statement not yet submitted), checked."""
     builder = builder or StatementBuilder(settings)
-    for decision, subjects in gather(session, since=since):
+    for decision, subjects in gather(session, since=since, unsubmitted=unsubmitted):
         facts = builder.facts(decision)
         for subject in subjects:
             statement = builder.statement(decision, subject, facts)
