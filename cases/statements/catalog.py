@@ -105,28 +105,31 @@ class StatementCatalog(BaseModel):
         return self.sources.get(source, self.sources["default"])
 
     def compile(self) -> None:
-        """Compile every facts template; a syntax error names its key."""
+        """Compile each policy's facts with the shared part, one template per policy; a
+        syntax error names its key."""
         env = SandboxedEnvironment(
             undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True, autoescape=False
         )
-        sources = {"facts": self.facts} | {
-            f"policies.{policy.value}.facts": entry.facts for policy, entry in self.policies.items()
-        }
-        for key, source in sources.items():
+        try:
+            env.parse(self.facts)
+        except TemplateError as exc:
+            raise CatalogError(f"statements catalogue, facts: {exc}") from exc
+        for policy, entry in self.policies.items():
+            key = f"policies.{policy.value}.facts"
             try:
-                self._templates[key] = env.from_string(source)
+                env.parse(entry.facts)
+                self._templates[policy.value] = env.from_string(
+                    f"{{% set policy_facts %}}{entry.facts}{{% endset %}}{self.facts}"
+                )
             except TemplateError as exc:
                 raise CatalogError(f"statements catalogue, {key}: {exc}") from exc
 
     def render_facts(self, policy: str, context: dict[str, Any]) -> str:
-        """The decision's facts, whitespace folded: the policy's, then the shared part."""
-        key = f"policies.{policy}.facts"
+        """The decision's facts (the policy's, then the shared part), whitespace folded."""
         try:
-            policy_facts = " ".join(self._templates[key].render(context).split())
-            text = self._templates["facts"].render(context, policy_facts=policy_facts)
+            return " ".join(self._templates[policy].render(context).split())
         except TemplateError as exc:
-            raise CatalogError(f"statements catalogue, {key}: {exc}") from exc
-        return " ".join(text.split())
+            raise CatalogError(f"statements catalogue, facts of {policy}: {exc}") from exc
 
 
 def _source(path: Path | None) -> tuple[str, str]:

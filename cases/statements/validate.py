@@ -12,6 +12,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date
+from functools import lru_cache
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -79,11 +80,20 @@ def _all_of(s: Mapping[str, Any], field: str, allowed: frozenset[str], add: Add)
     if not isinstance(value, list) or not value:
         add(field, "must be a non-empty list")
         return
-    wrong = [str(item) for item in value if item not in allowed]
+    problem = _members_problem(tuple(value), allowed)
+    if problem is not None:
+        add(field, problem)
+
+
+@lru_cache(maxsize=1024)
+def _members_problem(values: tuple[Any, ...], allowed: frozenset[str]) -> str | None:
+    """What is wrong with a list's values (cached: scopes and keywords repeat)."""
+    wrong = [str(item) for item in values if item not in allowed]
     if wrong:
-        add(field, f"not accepted: {', '.join(wrong)}")
-    elif len(set(value)) != len(value):
-        add(field, "lists a value twice")
+        return f"not accepted: {', '.join(wrong)}"
+    if len(set(values)) != len(values):
+        return "lists a value twice"
+    return None
 
 
 def _decisions(s: Mapping[str, Any], add: Add) -> None:
@@ -167,6 +177,16 @@ def _dates(s: Mapping[str, Any], add: Add) -> None:
             add(field, "must be on or after the application date")
 
 
+@lru_cache(maxsize=4096)
+def _text_problem(field: str, value: str, limit: int) -> str | None:
+    """What is wrong with one free-text value (cached: most repeat across statements)."""
+    if len(value) > limit:
+        return f"{len(value):,} characters, more than {limit:,}"
+    if field != "decision_ground_reference_url" and "@" in value and EMAIL.search(value):
+        return "contains an e-mail address (statements carry no personal data)"
+    return None
+
+
 def _texts(s: Mapping[str, Any], add: Add) -> None:
     puid = s.get("puid")
     if puid is not None and (
@@ -177,12 +197,9 @@ def _texts(s: Mapping[str, Any], add: Add) -> None:
         value = s.get(field)
         if value is None:
             continue
-        if not isinstance(value, str):
-            add(field, "must be text")
-        elif len(value) > limit:
-            add(field, f"{len(value):,} characters, more than {limit:,}")
-        elif field != "decision_ground_reference_url" and EMAIL.search(value):
-            add(field, "contains an e-mail address (statements carry no personal data)")
+        problem = _text_problem(field, value, limit) if isinstance(value, str) else "must be text"
+        if problem is not None:
+            add(field, problem)
 
 
 def problems(statement: Mapping[str, Any]) -> list[Problem]:
