@@ -198,25 +198,30 @@ def export_in_process(out: Path) -> dict[str, float]:
     }
 
 
-def export_by_cli(out: Path, env: dict[str, str]) -> dict[str, float]:
+def export_by_cli(out: Path, env: dict[str, str]) -> dict[str, Any]:
+    """``caseward statements export`` in its own process; its own peak RSS (wait4)."""
     caseward = Path(sys.executable).parent / "caseward"
     started = time.perf_counter()
-    done = subprocess.run(
+    process = subprocess.Popen(
         [str(caseward), "statements", "export", "--out", str(out)],
         env=env,
-        capture_output=True,
+        stderr=subprocess.PIPE,
         text=True,
-        check=True,
     )
+    _, status, usage = os.wait4(process.pid, 0)
     wall = time.perf_counter() - started
+    assert process.stderr is not None
+    report = process.stderr.read().strip()
+    if status:
+        sys.exit(f"caseward statements export failed: {report}")
     lines = sum(1 for _ in out.open(encoding="utf-8"))
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     return {
         "statements": lines,
         "wall_s": round(wall, 2),
+        "cpu_s": round(usage.ru_utime + usage.ru_stime, 2),
         "per_s": round(lines / wall),
-        "peak_rss_mib": round(peak),
-        "report": done.stderr.strip(),
+        "peak_rss_mib": round(usage.ru_maxrss / 1024),
+        "report": report,
     }
 
 
