@@ -59,7 +59,9 @@ def words(body: str, *, is_html: bool) -> str:
 
 @pytest.fixture
 def redress(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("CASEWARD_STATEMENTS__DISPUTE_SETTLEMENT_BODY", "Appeals Centre Europe")
+    monkeypatch.setenv(
+        "CASEWARD_STATEMENTS__DISPUTE_SETTLEMENT_BODY", "Example Dispute Settlement Body"
+    )
     monkeypatch.setenv("CASEWARD_STATEMENTS__DISPUTE_SETTLEMENT_URL", "https://ods.example.eu/")
     monkeypatch.setenv("CASEWARD_STATEMENTS__COURTS", "the courts of Dublin, Ireland")
     reset_caches()
@@ -109,7 +111,7 @@ def test_every_enforcement_notice_carries_each_element_of_article_17(
             # redress: the appeal and its window, out-of-court settlement, the courts
             assert "within 180 days of this notice" in seen
             assert settings.email.appeal_url in (body if is_html else seen)
-            assert "Appeals Centre Europe, a body certified under Article 21" in seen
+            assert "Example Dispute Settlement Body, a body certified under Article 21" in seen
             assert "https://ods.example.eu/" in body
             assert "the courts of Dublin, Ireland" in seen
 
