@@ -31,6 +31,7 @@ from cases.core.models import App, Case, CaseEvent, Developer
 from cases.core.settings import get_settings
 from cases.statements.build import Decision
 from cases.statements.notice import reasons_context
+from tests.local_http import serving
 
 NOW = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 HOSTILE_NAME = "<script>x</script>"
@@ -278,11 +279,6 @@ def _handler(fake: FakeSendGrid) -> type[BaseHTTPRequestHandler]:
 @pytest.fixture
 def sendgrid_server() -> Iterator[FakeSendGrid]:
     fake = FakeSendGrid()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(fake))
-    server.daemon_threads = True
-    fake.server = server
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield fake
-    server.shutdown()
-    server.server_close()
+    with serving(_handler(fake)) as server:
+        fake.server = server
+        yield fake

@@ -8,42 +8,33 @@ from sqlalchemy import Engine
 
 from flows.submit_statements import submit_statements
 from tests import factories as f
-from tests.conftest import reset_caches
 from tests.prefect_fixtures import prefect_harness  # noqa: F401  (the session fixture)
-from tests.transparency_server import TOKEN, TransparencyDatabase, transparency_db
+from tests.transparency_server import TransparencyDatabase, transparency_api, transparency_db
 
-__all__ = ["transparency_db"]
+__all__ = ["transparency_api", "transparency_db"]
 pytestmark = [pytest.mark.prefect, pytest.mark.usefixtures("prefect_harness")]
 NOW = f.TIMES["enforce"].isoformat()
 
 
 def test_the_flow_submits_then_has_nothing_left(
-    sqlite_engine: Engine, transparency_db: TransparencyDatabase, monkeypatch: pytest.MonkeyPatch
+    sqlite_engine: Engine, transparency_api: TransparencyDatabase
 ) -> None:
     f.case_in(sqlite_engine, "enforced")
-    monkeypatch.setenv("CASEWARD_STATEMENTS__API_URL", transparency_db.url)
-    monkeypatch.setenv("CASEWARD_STATEMENTS__API_TOKEN", TOKEN)
-    reset_caches()
     state: State = submit_statements(now=NOW, return_state=True)
     assert state.is_completed() and state.message == "1 statement(s) submitted, 0 already there"
-    assert len(transparency_db.stored) == 1
+    assert len(transparency_api.stored) == 1
     again: State = submit_statements(now=NOW, return_state=True)
-    assert again.is_completed() and len(transparency_db.posts) == 1
+    assert again.is_completed() and len(transparency_api.posts) == 1
 
 
 def test_the_flow_fails_when_the_database_stays_unavailable(
-    sqlite_engine: Engine, transparency_db: TransparencyDatabase, monkeypatch: pytest.MonkeyPatch
+    sqlite_engine: Engine, transparency_api: TransparencyDatabase
 ) -> None:
     f.case_in(sqlite_engine, "enforced")
-    monkeypatch.setenv("CASEWARD_STATEMENTS__API_URL", transparency_db.url)
-    monkeypatch.setenv("CASEWARD_STATEMENTS__API_TOKEN", TOKEN)
-    monkeypatch.setenv("CASEWARD_STATEMENTS__MAX_ATTEMPTS", "2")
-    monkeypatch.setenv("CASEWARD_STATEMENTS__BACKOFF_BASE_SECONDS", "0")
-    reset_caches()
-    transparency_db.script = [503, 503]
+    transparency_api.script = [503, 503, 503]
     state: State = submit_statements(now=NOW, return_state=True)
     assert state.is_failed() and "unavailable" in str(state.message)
-    assert transparency_db.stored == {}
+    assert transparency_api.stored == {}
 
 
 def test_the_flow_fails_at_once_without_an_endpoint(sqlite_engine: Engine) -> None:

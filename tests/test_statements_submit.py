@@ -20,21 +20,15 @@ from cases.statements.client import StatementsConfigError
 from caseward.cli.main import main
 from tests import factories as f
 from tests.conftest import reset_caches
-from tests.transparency_server import TOKEN, TransparencyDatabase, transparency_db
+from tests.transparency_server import TransparencyDatabase, transparency_api, transparency_db
 
-__all__ = ["transparency_db"]
+__all__ = ["transparency_api", "transparency_db"]
 NOW = f.TIMES["enforce"] + timedelta(days=1)
 
 
 @pytest.fixture
-def api(transparency_db: TransparencyDatabase, monkeypatch: pytest.MonkeyPatch) -> Any:
-    monkeypatch.setenv("CASEWARD_STATEMENTS__API_URL", transparency_db.url)
-    monkeypatch.setenv("CASEWARD_STATEMENTS__API_TOKEN", TOKEN)
-    monkeypatch.setenv("CASEWARD_STATEMENTS__BACKOFF_BASE_SECONDS", "0.01")
-    monkeypatch.setenv("CASEWARD_STATEMENTS__BACKOFF_MAX_SECONDS", "0.05")
-    monkeypatch.setenv("CASEWARD_STATEMENTS__MAX_ATTEMPTS", "3")
-    reset_caches()
-    return transparency_db
+def api(transparency_api: TransparencyDatabase) -> TransparencyDatabase:
+    return transparency_api
 
 
 def submit(engine: Engine, *, now: Any = NOW) -> submission.SubmitReport:

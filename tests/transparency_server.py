@@ -24,6 +24,9 @@ from urllib.parse import unquote
 
 import pytest
 
+from tests.conftest import reset_caches
+from tests.local_http import serving
+
 TOKEN = "X|test-token"
 PREFIX = "/api/v1"
 EU = {
@@ -219,11 +222,20 @@ def _handler(db: TransparencyDatabase) -> type[BaseHTTPRequestHandler]:
 @pytest.fixture
 def transparency_db() -> Iterator[TransparencyDatabase]:
     db = TransparencyDatabase()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(db))
-    server.daemon_threads = True
-    db.server = server
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield db
-    server.shutdown()
-    server.server_close()
+    with serving(_handler(db)) as server:
+        db.server = server
+        yield db
+
+
+@pytest.fixture
+def transparency_api(
+    transparency_db: TransparencyDatabase, monkeypatch: pytest.MonkeyPatch
+) -> TransparencyDatabase:
+    """The local database, configured as Caseward's endpoint, with short backoffs."""
+    monkeypatch.setenv("CASEWARD_STATEMENTS__API_URL", transparency_db.url)
+    monkeypatch.setenv("CASEWARD_STATEMENTS__API_TOKEN", TOKEN)
+    monkeypatch.setenv("CASEWARD_STATEMENTS__BACKOFF_BASE_SECONDS", "0.01")
+    monkeypatch.setenv("CASEWARD_STATEMENTS__BACKOFF_MAX_SECONDS", "0.05")
+    monkeypatch.setenv("CASEWARD_STATEMENTS__MAX_ATTEMPTS", "3")
+    reset_caches()
+    return transparency_db
