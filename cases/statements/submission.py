@@ -106,7 +106,6 @@ class Run:
     settings: Settings
     now: datetime
     report: SubmitReport
-    sleep: Callable[[float], None] = time.sleep
     rng: random.Random = field(default_factory=random.Random)
 
     # --- calls, with retries ---------------------------------------------------------
@@ -132,7 +131,7 @@ class Run:
             if answer is not None:
                 reason = f"HTTP {answer.status}"
             if attempt < statements.max_attempts:
-                self.sleep(self.delay(attempt, answer.retry_after if answer else None))
+                time.sleep(self.delay(attempt, answer.retry_after if answer else None))
         raise Unavailable(f"{reason} after {statements.max_attempts} tries")
 
     def delay(self, attempt: int, retry_after: float | None) -> float:
