@@ -263,6 +263,23 @@ def summary(story: dict[str, int], seconds: float) -> None:
     )
 
 
+def export_statements() -> None:
+    """The demo's statements of reasons, as the EU's Transparency Database would get them."""
+    from cases.core.db import get_engine, session_scope
+    from cases.core.settings import get_settings
+    from cases.statements.export import export
+
+    target = DEMO / "statements.jsonl"
+    with session_scope(get_engine()) as session, target.open("w", encoding="utf-8") as out:
+        report = export(session, out=out, settings=get_settings())
+    print(
+        f"  statements of reasons (EU DSA): {report.written} for {report.decisions} "
+        f"decision(s) in {target}"
+        + "".join(f"\n    reversed: case {r.case_id} on {r.reversed_on}" for r in report.reversed)
+        + "".join(f"\n    invalid: {i}" for i in report.invalid)
+    )
+
+
 def main(apps: int = 600) -> None:
     started = time.perf_counter()
     configure()
@@ -271,6 +288,7 @@ def main(apps: int = 600) -> None:
     with temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
         story = play(apps)
     summary(story, time.perf_counter() - started)
+    export_statements()
 
 
 if __name__ == "__main__":

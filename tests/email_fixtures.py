@@ -28,6 +28,10 @@ import cases.core.models  # noqa: F401  (registers every table)
 from cases.core.db import Base, make_engine
 from cases.core.enums import ActionKind, CaseStatus, EmailTemplate
 from cases.core.models import App, Case, CaseEvent, Developer
+from cases.core.settings import get_settings
+from cases.statements.build import Decision
+from cases.statements.notice import reasons_context
+from tests.local_http import serving
 
 NOW = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 HOSTILE_NAME = "<script>x</script>"
@@ -71,8 +75,34 @@ def extras_for(template: EmailTemplate, case: Case) -> dict[str, Any]:
             "urgent": False,
             "deadline": deadline,
             "changes": changes,
+            "statement_of_reasons": reasons_for(case),
         }
     return by_template.get(template, {})
+
+
+def reasons_decision(case: Case) -> Decision:
+    """A detected spam case's decision: confirmed by a lead, enforced after its deadline."""
+    return Decision(
+        enforcement_id=1,
+        case_id=case.id,
+        policy=case.policy,
+        source="detection",
+        evidence={"flagged_reports": 42, "posts": 8100, "reports_per_1000_posts": 5.19},
+        urgent=False,
+        confirmed_by="lead-ann",
+        decided_by="caseward",
+        decided_at=NOW,
+        notified_at=NOW - timedelta(days=31),
+        due_at=NOW - timedelta(days=1),
+        apps=len(case.apps),
+        accounts=len(case.developers),
+        reversed_at=None,
+    )
+
+
+def reasons_for(case: Case) -> dict[str, Any]:
+    """The statement of reasons an enforcement notice of ``case`` renders."""
+    return reasons_context(reasons_decision(case), get_settings())
 
 
 def make_case(
@@ -256,11 +286,6 @@ def _handler(fake: FakeSendGrid) -> type[BaseHTTPRequestHandler]:
 @pytest.fixture
 def sendgrid_server() -> Iterator[FakeSendGrid]:
     fake = FakeSendGrid()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(fake))
-    server.daemon_threads = True
-    fake.server = server
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield fake
-    server.shutdown()
-    server.server_close()
+    with serving(_handler(fake)) as server:
+        fake.server = server
+        yield fake

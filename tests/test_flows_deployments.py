@@ -7,7 +7,7 @@ from prefect import Flow
 
 from flows.deployments import load_flow, runner_deployment, specs
 
-SCHEDULED = {"detect", "advance-cases", "deliver-email", "report"}
+SCHEDULED = {"detect", "advance-cases", "deliver-email", "report", "submit-statements"}
 SPECS = specs()
 
 

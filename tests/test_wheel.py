@@ -115,13 +115,14 @@ def test_the_installed_packages_come_from_the_wheel_not_the_checkout(installed: 
         "print(json.dumps({'path': sys.path, 'files': [m.__file__ for m in (cases, caseward, "
         "flows)], 'templates': str(r.files('cases.email.templates')), "
         "'catalog': str(r.files('cases.enforcement') / 'catalog.toml'), "
+        "'statements': str(r.files('cases.statements') / 'catalog.toml'), "
         "'migrations': str(r.files('cases.core') / 'migrations')}))"
     )
     found = json.loads(installed.run(str(installed.venv / "bin" / "python"), "-c", probe).stdout)
     assert not [p for p in found["path"] if p and Path(p).resolve() == ROOT]
     for where in [*found["files"], found["templates"], found["catalog"], found["migrations"]]:
         assert Path(where).is_relative_to(installed.site_packages), where
-    assert Path(found["catalog"]).is_file()
+    assert Path(found["catalog"]).is_file() and Path(found["statements"]).is_file()
     assert (Path(found["migrations"]) / "versions").is_dir()
 
 
@@ -147,6 +148,7 @@ def test_a_case_runs_from_an_empty_folder_on_the_installed_wheel(installed: Inst
     assert body is not None and installed.marker in body.get_content()
     assert message["Subject"].startswith(f"[CW-{case_id}] ")
 
+    installed.run(str(installed.venv / "bin" / "caseward"), "statements", "export")
     preview = installed.caseward(
         "--now", T0, "email", "preview", "outreach", "--case", str(case_id)
     )

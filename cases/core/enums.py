@@ -120,3 +120,12 @@ class OutboxStatus(StrEnum):
     SENT = "sent"
     FAILED = "failed"
     UNCERTAIN = "uncertain"
+
+
+class SubmissionStatus(StrEnum):
+    """Where a statement of reasons is on its way to the Transparency Database."""
+
+    PENDING = "pending"  # not accepted yet (a transient failure put it back)
+    SENDING = "sending"  # claimed: in a request whose answer is not recorded yet
+    SUBMITTED = "submitted"  # accepted, or found there already under its puid
+    REJECTED = "rejected"  # refused as invalid; sent again on the next run

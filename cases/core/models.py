@@ -18,7 +18,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from cases.core.db import Base, stored_enum
+from cases.core.db import Base, JSONType, stored_enum
 from cases.core.enums import (
     AccountStatus,
     ActionKind,
@@ -29,6 +29,7 @@ from cases.core.enums import (
     CaseStatus,
     OutboxStatus,
     Severity,
+    SubmissionStatus,
     TargetType,
 )
 
@@ -256,6 +257,35 @@ class OutboxMessage(Base):
     __table_args__ = (Index("ix_outbox_status_next_attempt_at", "status", "next_attempt_at"),)
 
 
+class StatementSubmission(Base):
+    """A statement of reasons on its way to the EU's DSA Transparency Database.
+
+    One per decision and subject: ``action_id`` is the subject's first action of the
+    enforcement, so the statement keeps its ``puid`` whatever the settings say later.
+    """
+
+    __tablename__ = "statement_submissions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    action_id: Mapped[int] = mapped_column(
+        ForeignKey("platform_actions.id", ondelete="CASCADE"), unique=True
+    )
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
+    puid: Mapped[str] = mapped_column(String(500), unique=True)
+    status: Mapped[SubmissionStatus] = mapped_column(
+        stored_enum(SubmissionStatus, length=20), default=SubmissionStatus.PENDING
+    )
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime]
+    claimed_at: Mapped[datetime | None]
+    submitted_at: Mapped[datetime | None]
+    # what the database answered: the statement's uuid and permalink, or its errors
+    response: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (Index("ix_statement_submissions_status", "status"),)
+
+
 class RelayCursor(Base):
     """How far a reader of ``case_events`` (the Prefect event relay in flows/) has got."""
 
@@ -276,6 +306,7 @@ __all__ = [
     "OutboxMessage",
     "PlatformAction",
     "RelayCursor",
+    "StatementSubmission",
     "case_apps",
     "case_developers",
 ]

@@ -302,6 +302,83 @@ class PlatformSettings(Group):
     max_attempts: int = Field(4, ge=1, description="Attempts on 5xx before failing.")
 
 
+EU_MEMBER_STATES = (
+    "AT", "BE", "BG", "CY", "CZ", "DE", "DK", "EE", "ES", "FI", "FR", "GR", "HR", "HU",
+    "IE", "IT", "LT", "LU", "LV", "MT", "NL", "PL", "PT", "RO", "SE", "SI", "SK",
+)  # fmt: skip
+
+
+class StatementSettings(BaseModel):
+    """Statements of reasons (EU Digital Services Act, Articles 17 and 24(5)): what every
+    enforcement notice and every statement submitted to the Transparency Database says."""
+
+    api_url: str | None = Field(
+        None,
+        description="Transparency Database API base URL, e.g. "
+        "https://transparency.dsa.ec.europa.eu/api/v1 (statements go to {api_url}/statements).",
+    )
+    api_token: SecretStr | None = Field(
+        None, description="Bearer token of the Transparency Database API (never logged)."
+    )
+    catalog: Path | None = Field(
+        None,
+        description="The statements catalogue (policy and action to category, decision, "
+        "ground); default: the one installed with Caseward.",
+    )
+    puid_prefix: str = Field(
+        "caseward",
+        pattern=r"^[A-Za-z0-9_-]{1,100}$",
+        description="Starts every statement's platform unique id; one per Caseward database "
+        "that submits for the same platform.",
+    )
+    territorial_scope: list[str] = Field(
+        default_factory=lambda: list(EU_MEMBER_STATES),
+        min_length=1,
+        description="Countries (ISO 3166-1 alpha-2, EU/EEA) where a restriction applies.",
+    )
+    account_type: Literal["ACCOUNT_TYPE_BUSINESS", "ACCOUNT_TYPE_PRIVATE"] | None = Field(
+        "ACCOUNT_TYPE_BUSINESS",
+        description="The developers' account type in statements; empty (or 'none') leaves it out.",
+    )
+    dispute_settlement_body: str | None = Field(
+        None,
+        description="The certified out-of-court dispute settlement body named in notices "
+        "(none: any body certified under Article 21 DSA).",
+    )
+    dispute_settlement_url: str = Field(
+        "https://digital-strategy.ec.europa.eu/en/policies/dsa-out-court-dispute-settlement",
+        description="Where developers find the dispute settlement body (default: the "
+        "Commission's list of certified bodies).",
+    )
+    courts: str | None = Field(
+        None, description="The courts named in notices, e.g. 'the courts of Dublin, Ireland'."
+    )
+    timeout_seconds: float = Field(30.0, gt=0, description="API request timeout.")
+    max_attempts: int = Field(5, ge=1, description="Tries of a batch on 429, 5xx or timeout.")
+    backoff_base_seconds: float = Field(2.0, ge=0, description="First retry delay.")
+    backoff_max_seconds: float = Field(120.0, ge=0, description="Longest retry delay.")
+    claim_lease_seconds: float = Field(
+        600.0,
+        gt=0,
+        description="A batch claimed longer ago than this, unrecorded, is checked with the "
+        "existing-puid endpoint before it is sent again.",
+    )
+
+    @field_validator("account_type", mode="before")
+    @classmethod
+    def _no_account_type(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and value.strip().lower() in {"", "none"} else value
+
+    @field_validator("territorial_scope")
+    @classmethod
+    def _country_codes(cls, value: list[str]) -> list[str]:
+        codes = [code.strip().upper() for code in value]
+        wrong = [code for code in codes if len(code) != 2 or not code.isalpha()]
+        if wrong:
+            raise ValueError(f"not ISO 3166-1 alpha-2 country codes: {', '.join(wrong)}")
+        return sorted(set(codes))
+
+
 class Settings(BaseSettings):
     """All of Caseward's configuration."""
 
@@ -344,6 +421,7 @@ class Settings(BaseSettings):
     detection: DetectionSettings = Field(default_factory=DetectionSettings)
     email: EmailSettings = Field(default_factory=EmailSettings)
     platform: PlatformSettings = Field(default_factory=PlatformSettings)
+    statements: StatementSettings = Field(default_factory=StatementSettings)
 
     @field_validator("now", mode="before")
     @classmethod

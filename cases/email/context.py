@@ -76,6 +76,12 @@ def _actions(
     ]
 
 
+def policy_link(policy: str, settings: Settings, catalog: Mapping[str, Any]) -> str:
+    """The policy page a case cites: the policy URL and the policy's anchor."""
+    anchor = catalog["policies"][policy].get("anchor", policy)
+    return f"{settings.email.policy_url}#{anchor}"
+
+
 def shared_context(
     *,
     case: Case,
@@ -92,7 +98,7 @@ def shared_context(
     """
     email = settings.email
     policy = dict(catalog["policies"][case.policy])
-    policy["url"] = f"{email.policy_url}#{policy.get('anchor', case.policy)}"
+    policy["url"] = policy_link(case.policy, settings, catalog)
     context: dict[str, Any] = {
         "case": {
             "id": case.id,

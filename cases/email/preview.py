@@ -20,6 +20,7 @@ from cases.core.settings import Settings
 from cases.email.context import render_for, renderer_for
 from cases.email.render import RenderedEmail
 from cases.lifecycle.states import ENFORCEMENT_NOTICES, Op
+from cases.statements.notice import notice_context
 
 ENFORCEMENT_TEMPLATES = {template: kind for kind, template in ENFORCEMENT_NOTICES.items()}
 # the lead's decision whose reason an e-mail quotes
@@ -49,6 +50,9 @@ def _enforcement_extra(
     template: EmailTemplate,
     placeholders: dict[str, Any],
     request: ChangeRequest | None,
+    *,
+    settings: Settings,
+    now: datetime,
 ) -> dict[str, Any]:
     enforcement = session.scalar(
         select(Enforcement)
@@ -57,17 +61,20 @@ def _enforcement_extra(
     )
     asked = list(request.changes) if request else []
     due = request.due_at if request else None
-    if enforcement is not None and enforcement.actions:
+    applied = enforcement if enforcement is not None and enforcement.actions else None
+    reasons = notice_context(session, case=case, enforcement=applied, settings=settings, now=now)
+    if applied is not None:
         actions = [
             {"kind": a.kind, "target_type": a.target_type, "target_id": a.target_id}
-            for a in enforcement.actions
+            for a in applied.actions
         ]
         return {
             "actions": actions,
-            "reason": enforcement.reason,
-            "urgent": enforcement.urgent,
-            "deadline": None if enforcement.urgent else due,
+            "reason": applied.reason,
+            "urgent": applied.urgent,
+            "deadline": None if applied.urgent else due,
             "changes": asked,
+            "statement_of_reasons": reasons,
         }
     kind = ENFORCEMENT_TEMPLATES[template]
     if kind is ActionKind.SUSPEND_ACCOUNT:
@@ -75,7 +82,12 @@ def _enforcement_extra(
     else:
         targets = [(TargetType.APP, a.id) for a in case.apps]
     actions = [{"kind": kind, "target_type": t, "target_id": i} for t, i in targets]
-    return {"actions": actions, "reason": placeholders["reason"], "changes": asked}
+    return {
+        "actions": actions,
+        "reason": placeholders["reason"],
+        "changes": asked,
+        "statement_of_reasons": reasons,
+    }
 
 
 def _last_reason(session: Session, case: Case, kind: Op) -> str | None:
@@ -117,7 +129,9 @@ def preview_extra(
             "decision_reason": decision_reason,
         }
     if template in ENFORCEMENT_TEMPLATES:
-        return _enforcement_extra(session, case, template, placeholders, request)
+        return _enforcement_extra(
+            session, case, template, placeholders, request, settings=settings, now=now
+        )
     if template in DECIDED_BY:
         return {"decision_reason": decision_reason}
     return {}

@@ -17,6 +17,7 @@ from cases.core.clock import readable
 from cases.core.enums import CaseOutcome, CaseStatus
 from cases.core.errors import GuardFailed
 from cases.core.models import Case, CaseEvent, Enforcement
+from cases.core.settings import get_settings
 from cases.enforcement import planning
 from cases.enforcement.platform.base import PlatformAdapter
 from cases.lifecycle.operations import latest_change_request
@@ -28,6 +29,7 @@ from cases.lifecycle.states import (
     check_transition,
 )
 from cases.lifecycle.write import SYSTEM, Change, origin_data, record
+from cases.statements.notice import notice_context
 
 
 def enforcement_or_raise(session: Session, case: Case) -> Enforcement:
@@ -192,6 +194,9 @@ def _enforce(session: Session, *, case: Case, adapter: PlatformAdapter, now: dat
         for a in decision.actions
     ]
     notices = tuple(dict.fromkeys(ENFORCEMENT_NOTICES[a.kind] for a in decision.actions))
+    reasons = notice_context(
+        session, case=case, enforcement=decision, settings=get_settings(), now=now
+    )
     record(
         session,
         case=case,
@@ -209,6 +214,7 @@ def _enforce(session: Session, *, case: Case, adapter: PlatformAdapter, now: dat
                 "deadline": None if decision.urgent or request is None else request.due_at,
                 "changes": list(request.changes) if request is not None else [],
                 "approval_reason": _approval_reason(session, case, decision),
+                "statement_of_reasons": reasons,
             },
         ),
     )

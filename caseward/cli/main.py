@@ -75,12 +75,13 @@ for module in (admin_cmds, case_cmds, appeal_cmds, apps_cmds):
 
 
 def _optional_groups() -> None:
-    """Command groups from the detection, e-mail and orchestration packages."""
-    from caseward.cli import detect_cmds, outbox_cmds, serve_cmds
+    """Command groups from the detection, e-mail, orchestration and statements packages."""
+    from caseward.cli import detect_cmds, outbox_cmds, serve_cmds, statements_cmds
 
     detect_cmds.register(app)
     outbox_cmds.register(app)
     serve_cmds.register(app)
+    statements_cmds.register(app)
 
 
 _optional_groups()
