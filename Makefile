@@ -46,6 +46,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_detect.py
 	$(BIN)/python benchmarks/bench_email.py
 	$(BIN)/python benchmarks/bench_advance.py
+	$(BIN)/python benchmarks/bench_bulk.py
 
 clean:
 	rm -rf $(VENV) .caseward .pytest_cache .mypy_cache .ruff_cache

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -28,7 +26,7 @@ from cases.detection.snapshot import Progress, Snapshot
 from cases.detection.to_cases import sync_findings
 from cases.lifecycle.write import DETECTOR
 from caseward.cli.case_views import columns, hanging
-from caseward.cli.common import STATE, emit, err, out, print_json, settings, table
+from caseward.cli.common import STATE, emit, err, out, print_json, settings, spinner, table
 
 # case ids listed per policy after detect (--json lists every finding)
 MAX_CASE_IDS = 30
@@ -50,21 +48,6 @@ Json = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 class FileFormat(StrEnum):
     CSV = "csv"
     PARQUET = "parquet"
-
-
-@contextmanager
-def _progress(label: str) -> Iterator[Progress]:
-    """A spinner with the current step on stderr (silent when stderr is not a terminal)."""
-    started = time.perf_counter()
-    if not err.is_terminal:
-        yield lambda _message: None
-        return
-    with err.status(label) as status:
-
-        def update(message: str) -> None:
-            status.update(f"{label}: {message} ({time.perf_counter() - started:.0f}s)")
-
-        yield update
 
 
 def _open(data: Path, progress: Progress) -> Snapshot:
@@ -97,7 +80,7 @@ def _summary_rows(summary: ImportSummary) -> list[list[Any]]:
 def import_snapshot(data: DataDir, as_json: Json = False) -> None:
     """Validate a snapshot and update the registry (new apps, changed names; never status)."""
     with (
-        _progress("importing") as progress,
+        spinner("importing") as progress,
         _open(data, progress) as snapshot,
         unit_of_work() as session,
     ):
@@ -119,7 +102,7 @@ def detect(data: DataDir, as_json: Json = False) -> None:
     detection = settings().detection
     actor, now = DETECTOR, STATE.now()  # detection opens the cases, whoever runs it
     started = time.perf_counter()
-    with _progress("detecting") as progress, _open(data, progress) as snapshot:
+    with spinner("detecting") as progress, _open(data, progress) as snapshot:
         with unit_of_work() as session:
             banned = banned_app_ids(session)
         with unit_of_work() as session:
