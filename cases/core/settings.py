@@ -302,6 +302,16 @@ class PlatformSettings(Group):
     max_attempts: int = Field(4, ge=1, description="Attempts on 5xx before failing.")
 
 
+class TriageSettings(Group):
+    """Triage rules: the policy catalogue's rules that confirm or dismiss new cases."""
+
+    enabled: bool = Field(
+        False,
+        description="Run the catalogue's triage rules on the cases each detection run opens "
+        "(`caseward rules check --data DIR` shows what they would do first).",
+    )
+
+
 class Settings(BaseSettings):
     """All of Caseward's configuration."""
 
@@ -344,6 +354,7 @@ class Settings(BaseSettings):
     detection: DetectionSettings = Field(default_factory=DetectionSettings)
     email: EmailSettings = Field(default_factory=EmailSettings)
     platform: PlatformSettings = Field(default_factory=PlatformSettings)
+    triage: TriageSettings = Field(default_factory=TriageSettings)
 
     @field_validator("now", mode="before")
     @classmethod

@@ -76,9 +76,10 @@ for module in (admin_cmds, case_cmds, appeal_cmds, apps_cmds):
 
 def _optional_groups() -> None:
     """Command groups from the detection, e-mail and orchestration packages."""
-    from caseward.cli import detect_cmds, outbox_cmds, serve_cmds
+    from caseward.cli import detect_cmds, outbox_cmds, rules_cmds, serve_cmds
 
     detect_cmds.register(app)
+    rules_cmds.register(app)
     outbox_cmds.register(app)
     serve_cmds.register(app)
 
