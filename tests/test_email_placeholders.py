@@ -12,7 +12,6 @@ from cases.core.enums import OutboxStatus
 from cases.core.settings import EmailSettings, get_settings
 from cases.email.placeholders import placeholder_domain, placeholder_settings
 from caseward.cli import main
-from tests.email_fixtures import NOW
 from tests.test_outbox_delivery import queue, rows
 
 REAL = {
