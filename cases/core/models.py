@@ -105,6 +105,11 @@ class Case(Base):
     enforcement_approved_by: Mapped[str | None] = mapped_column(String(200))
     urgent: Mapped[bool] = mapped_column(default=False)
     outcome: Mapped[CaseOutcome | None] = mapped_column(stored_enum(CaseOutcome, length=20))
+    # repeat offenders (cases/enforcement/strikes.py): each developer's strikes when the case
+    # was confirmed, and the consequences the catalogue gave it then
+    prior_strikes: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    change_days: Mapped[int | None]  # a shorter change deadline; None: the configured one
+    lead_approval: Mapped[bool] = mapped_column(default=False)  # every action needs a lead
     # how many events the case has; the next event's ``seq`` (known before any flush)
     event_count: Mapped[int] = mapped_column(Integer, default=0)
     version: Mapped[int] = mapped_column(Integer, default=1)

@@ -312,6 +312,18 @@ class TriageSettings(Group):
     )
 
 
+class StrikeSettings(Group):
+    """Repeat offenders: how long an enforcement counts against a developer."""
+
+    window_days: int = Field(
+        365,
+        ge=1,
+        le=MAX_DAYS,
+        description="An enforcement that was not overturned is a strike against each of its "
+        "developers for this many days (the policy catalogue maps strikes to consequences).",
+    )
+
+
 class Settings(BaseSettings):
     """All of Caseward's configuration."""
 
@@ -355,6 +367,7 @@ class Settings(BaseSettings):
     email: EmailSettings = Field(default_factory=EmailSettings)
     platform: PlatformSettings = Field(default_factory=PlatformSettings)
     triage: TriageSettings = Field(default_factory=TriageSettings)
+    strikes: StrikeSettings = Field(default_factory=StrikeSettings)
 
     @field_validator("now", mode="before")
     @classmethod

@@ -42,6 +42,19 @@ class TriageRule(BaseModel):
         return self.below_score is not None and score < self.below_score
 
 
+class RepeatOffence(BaseModel):
+    """What a case of a developer with at least ``strikes`` strikes gets: a severity raised
+    by ``raise_severity`` levels, a shorter change deadline, a lead's approval for any
+    enforcement."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    strikes: int = Field(ge=1)
+    raise_severity: int = Field(0, ge=0, le=2)
+    change_days: int | None = Field(None, ge=1, le=3650)
+    lead_approval: bool = False
+
+
 class PolicyEntry(BaseModel):
     title: str
     required_changes: list[str]
@@ -52,12 +65,19 @@ class PolicyEntry(BaseModel):
 class Catalog(BaseModel):
     approval_required: list[ActionKind]
     policies: dict[Policy, PolicyEntry]
+    repeat_offenders: list[RepeatOffence] = Field(default_factory=list)
 
     def entry(self, policy: str) -> PolicyEntry:
         return self.policies[Policy(policy)]
 
     def actions_for(self, policy: str, severity: str) -> list[ActionKind]:
         return self.entry(policy).enforcement[Severity(severity)]
+
+    def repeat_offence(self, strikes: int) -> RepeatOffence | None:
+        """The consequences for a developer with ``strikes`` strikes: the line with the most
+        strikes that is not more than theirs, or None."""
+        lines = [r for r in self.repeat_offenders if r.strikes <= strikes]
+        return max(lines, key=lambda r: r.strikes, default=None)
 
     @model_validator(mode="after")
     def _unique_rule_names(self) -> Catalog:

@@ -23,6 +23,7 @@ from cases.core.db import session_scope
 from cases.core.enums import CaseStatus, Policy, Severity
 from cases.core.models import Case, Enforcement
 from cases.email.recovery import each_in_savepoint
+from cases.enforcement import strikes
 from cases.lifecycle import escalation, operations, service, write
 from cases.lifecycle.states import EVENTS, OPEN_STATUSES, TRANSITIONS, Op
 
@@ -115,14 +116,21 @@ def _awaiting_approval() -> ColumnElement[bool]:
     return and_(Case.status == S.ENFORCEMENT_DUE, waiting)
 
 
+def _confirm_each(session: Session, cases: Sequence[Case], inputs: DecisionInput) -> PerCase:
+    """Confirm each case, its developers' strikes read once for the batch."""
+    prior = strikes.for_cases(session, [c.id for c in cases], now=inputs.now)
+    return lambda case: operations._confirm(
+        session,
+        case=case,
+        actor=inputs.actor,
+        reason=inputs.reason,
+        now=inputs.now,
+        prior=prior.get(case.id, {}),
+    )
+
+
 DECISIONS: dict[str, BulkDecision] = {
-    "confirm": BulkDecision(
-        (Op.CONFIRM,),
-        lambda: Case.status == S.OPENED,
-        lambda s, _, d: (
-            lambda c: operations._confirm(s, case=c, actor=d.actor, reason=d.reason, now=d.now)
-        ),
-    ),
+    "confirm": BulkDecision((Op.CONFIRM,), lambda: Case.status == S.OPENED, _confirm_each),
     # without --status, a dismissal takes only cases not yet confirmed
     "dismiss": BulkDecision(
         (Op.DISMISS,),

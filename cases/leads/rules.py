@@ -23,10 +23,11 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from cases.core.enums import CaseStatus
+from cases.core.enums import CaseStatus, Severity
 from cases.core.identity import rule_actor
 from cases.core.models import Case
 from cases.core.settings import get_settings
+from cases.enforcement import strikes
 from cases.enforcement.catalog import TriageRule, get_catalog
 from cases.leads import bulk
 from cases.lifecycle import operations, service
@@ -66,17 +67,33 @@ class TriageReport(BaseModel):
         return {name: len(ids) for name, ids in self.decided.items()}
 
 
-def _decide(session: Session, case: Case, rule: TriageRule, now: datetime) -> Case:
+def _decide(
+    session: Session, case: Case, rule: TriageRule, now: datetime, prior: dict[str, int]
+) -> Case:
     score = float(case.score or 0.0)
-    operation = operations._confirm if rule.decision == "confirm" else operations._dismiss
-    return operation(
-        session,
-        case=case,
-        actor=rule_actor(rule.name),
-        reason=reason_for(rule, policy=case.policy, severity=case.severity.value, score=score),
-        now=now,
-        data={"automated": True, "rule": rule.name, "threshold": threshold(rule), "score": score},
-    )
+    actor = rule_actor(rule.name)
+    severity = Severity(case.severity).value
+    reason = reason_for(rule, policy=case.policy, severity=severity, score=score)
+    data = {"automated": True, "rule": rule.name, "threshold": threshold(rule), "score": score}
+    if rule.decision == "confirm":
+        return operations._confirm(
+            session, case=case, actor=actor, reason=reason, now=now, prior=prior, data=data
+        )
+    return operations._dismiss(session, case=case, actor=actor, reason=reason, now=now, data=data)
+
+
+def _prepare(chosen: dict[int, TriageRule]) -> bulk.Prepare:
+    """Each case decided by its rule; the batch's strikes read once (for confirmations)."""
+
+    def prepare(
+        session: Session, cases: Sequence[Case], inputs: bulk.DecisionInput
+    ) -> bulk.PerCase:
+        prior = strikes.for_cases(session, [c.id for c in cases], now=inputs.now)
+        return lambda case: _decide(
+            session, case, chosen[case.id], inputs.now, prior.get(case.id, {})
+        )
+
+    return prepare
 
 
 def triage(session: Session, case_ids: Iterable[int], *, now: datetime) -> TriageReport:
@@ -101,9 +118,7 @@ def triage(session: Session, case_ids: Iterable[int], *, now: datetime) -> Triag
             else:
                 chosen[case_id] = rule
     decision = bulk.BulkDecision(
-        (Op.CONFIRM, Op.DISMISS),
-        lambda: Case.status == CaseStatus.OPENED,
-        lambda s, _cases, d: lambda case: _decide(s, case, chosen[case.id], d.now),
+        (Op.CONFIRM, Op.DISMISS), lambda: Case.status == CaseStatus.OPENED, _prepare(chosen)
     )
     outcome = bulk.decide_in_session(
         session, sorted(chosen), decision=decision, inputs=bulk.DecisionInput("rules", now)

@@ -18,6 +18,7 @@ from cases.core.enums import CaseOutcome, CaseStatus
 from cases.core.errors import GuardFailed, InvalidInput
 from cases.core.models import Case, ChangeRequest
 from cases.core.settings import get_settings
+from cases.enforcement import strikes
 from cases.enforcement.catalog import get_catalog
 from cases.lifecycle.service import get_or_raise
 from cases.lifecycle.states import (
@@ -64,14 +65,30 @@ def _confirm(
     actor: str,
     reason: str,
     now: datetime,
+    prior: Mapping[str, int] | None = None,
     data: Mapping[str, Any] | None = None,
 ) -> Case:
-    """:func:`confirm` on a case the caller has locked (bulk decisions, triage rules);
-    ``data``: context kept on the event (a triage rule says which rule decided)."""
+    """:func:`confirm` on a case the caller has locked (bulk decisions, triage rules).
+
+    Confirming records the developers' strikes and the consequences a repeat offender's
+    case gets (``cases.enforcement.strikes``); ``prior``: those strikes, when the caller
+    read them for a whole batch. ``data``: context kept on the event (a triage rule says
+    which rule decided).
+    """
+    if prior is None:
+        prior = strikes.for_cases(session, [case.id], now=now).get(case.id, {})
+    fields, repeat = strikes.repeat_offence(case, prior)
     record(
         session,
         case=case,
-        change=Change(op=Op.CONFIRM, actor=actor, reason=reason, now=now, data=data or {}),
+        change=Change(
+            op=Op.CONFIRM,
+            actor=actor,
+            reason=reason,
+            now=now,
+            fields=fields,
+            data={**(data or {}), **repeat},
+        ),
     )
     return case
 

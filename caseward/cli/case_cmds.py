@@ -144,7 +144,7 @@ def list_(
 def show(case_id: CaseId, as_json: Json = False) -> None:
     """A case, what it waits for, the changes asked, its evidence, actions and timeline."""
     with unit_of_work() as session:
-        detail = queries.case_detail(session, case_id=case_id)
+        detail = queries.case_detail(session, case_id=case_id, now=STATE.now())
     emit(detail, as_json, lambda: case_views.case_detail(detail, STATE.now()))
 
 
