@@ -261,6 +261,24 @@ class OutboxMessage(Base):
     __table_args__ = (Index("ix_outbox_status_next_attempt_at", "status", "next_attempt_at"),)
 
 
+class SlaBreach(Base):
+    """An item of the leads' work queue that waited longer than its service-level target;
+    one row per breach (the case, the kind of item, since when it waits), announced once
+    as a Prefect event (``announced_at``)."""
+
+    __tablename__ = "sla_breaches"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(40))
+    since: Mapped[datetime]
+    due_at: Mapped[datetime]
+    detected_at: Mapped[datetime]
+    announced_at: Mapped[datetime | None]
+
+    __table_args__ = (UniqueConstraint("case_id", "kind", "since"),)
+
+
 class RelayCursor(Base):
     """How far a reader of ``case_events`` (the Prefect event relay in flows/) has got."""
 
@@ -281,6 +299,7 @@ __all__ = [
     "OutboxMessage",
     "PlatformAction",
     "RelayCursor",
+    "SlaBreach",
     "case_apps",
     "case_developers",
 ]

@@ -324,6 +324,29 @@ class StrikeSettings(Group):
     )
 
 
+class SlaSettings(Group):
+    """How long each kind of item may wait for a lead (``caseward queue``); a longer wait is
+    a breach, announced once as the Prefect event ``caseward.sla.breached``."""
+
+    triage_days: float = Field(2, gt=0, le=MAX_DAYS, description="A new case to triage.")
+    approval_days: float = Field(
+        2, gt=0, le=MAX_DAYS, description="A planned enforcement to approve or decline."
+    )
+    appeal_days: float = Field(7, gt=0, le=MAX_DAYS, description="An appeal to decide.")
+    extension_request_days: float = Field(
+        2, gt=0, le=MAX_DAYS, description="A developer's extension request to decide."
+    )
+    compliance_days: float = Field(
+        3, gt=0, le=MAX_DAYS, description="Changes a developer reports, to verify."
+    )
+    delivery_days: float = Field(
+        1, gt=0, le=MAX_DAYS, description="A notice that could not be delivered."
+    )
+    other_days: float = Field(
+        3, gt=0, le=MAX_DAYS, description="Any other decision a case waits for a lead to take."
+    )
+
+
 class Settings(BaseSettings):
     """All of Caseward's configuration."""
 
@@ -368,6 +391,7 @@ class Settings(BaseSettings):
     platform: PlatformSettings = Field(default_factory=PlatformSettings)
     triage: TriageSettings = Field(default_factory=TriageSettings)
     strikes: StrikeSettings = Field(default_factory=StrikeSettings)
+    sla: SlaSettings = Field(default_factory=SlaSettings)
 
     @field_validator("now", mode="before")
     @classmethod

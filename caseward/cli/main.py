@@ -22,7 +22,14 @@ from cases.core.errors import CasewardError
 from cases.core.inert import inert
 from cases.core.redact import redact, url_password
 from cases.core.settings import get_settings, secrets_of
-from caseward.cli import admin_cmds, appeal_cmds, apps_cmds, case_cmds, developer_cmds
+from caseward.cli import (
+    admin_cmds,
+    appeal_cmds,
+    apps_cmds,
+    case_cmds,
+    developer_cmds,
+    queue_cmds,
+)
 from caseward.cli.common import STATE
 
 try:  # newer typer parses with its own copy of click, whose exceptions are not click's
@@ -70,7 +77,7 @@ def _root(
     STATE.check()
 
 
-for module in (admin_cmds, case_cmds, appeal_cmds, apps_cmds, developer_cmds):
+for module in (admin_cmds, case_cmds, appeal_cmds, apps_cmds, developer_cmds, queue_cmds):
     module.register(app)
 
 
