@@ -12,7 +12,7 @@ from rich.text import Text
 
 from cases.core.db import unit_of_work
 from cases.leads.queue import SLA_SETTING, QueueItem, target, work_queue
-from caseward.cli.case_views import age, columns
+from caseward.cli.case_views import age, columns, hanging
 from caseward.cli.common import MAX_INT, STATE, emit, settings
 
 # the command that settles each kind of item
@@ -47,7 +47,8 @@ def _view(items: list[QueueItem], total: int, late: int, now: datetime) -> Rende
     head = f"{total} item(s) wait for a lead, {late} overdue"
     if len(items) < total:
         head += f"; the first {len(items)}"
-    parts: list[RenderableType] = [Text(head, style="bold"), Text(f"SLA: {_targets()}")]
+    targets = "\n".join(hanging(f"SLA targets: {_targets()}", "", "  "))
+    parts: list[RenderableType] = [Text(head, style="bold"), Text(targets)]
     if not items:
         return Group(*parts)
     header = ["due", "kind", "case", "waiting", "assignee", "policy"]
