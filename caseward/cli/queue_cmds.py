@@ -62,7 +62,8 @@ def _view(items: list[QueueItem], total: int, late: int, now: datetime) -> Rende
         parts.append(Text(line, style="red" if item.overdue else ""))
     parts.append(Text("decide with:", style="bold"))
     for kind in sorted({i.kind for i in items}):
-        parts.append(Text(f"  {kind}: {COMMANDS.get(kind, 'caseward cases show ID')}"))
+        command = COMMANDS.get(kind, "caseward cases show ID")
+        parts.append(Text("\n".join(hanging(f"{kind}: {command}", "  ", "    "))))
     return Group(*parts)
 
 
