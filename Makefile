@@ -47,6 +47,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_email.py
 	$(BIN)/python benchmarks/bench_advance.py
 	$(BIN)/python benchmarks/bench_statements.py
+	$(BIN)/python benchmarks/bench_bulk.py
 
 clean:
 	rm -rf $(VENV) .caseward .pytest_cache .mypy_cache .ruff_cache

@@ -10,7 +10,9 @@ Prefect home. Developers' answers are the same service calls the CLI makes.
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
+import io
 import json
 import os
 import shutil
@@ -116,6 +118,21 @@ def cast(story: dict[str, int]) -> str:
     return ", ".join(f"case {case_id} {roles[role]}" for role, case_id in story.items())
 
 
+def lead_runs(*argv: str, at: float) -> None:
+    """A lead's ``caseward`` command on day ``at``, shown with its output."""
+    from caseward.cli.main import main
+
+    output = io.StringIO()
+    with contextlib.redirect_stdout(output):
+        code = main(["--now", day(at), "--actor", LEAD, *argv])
+    shown = " ".join(f'"{a}"' if " " in a else a for a in argv)
+    print(f"day {at:<2} {LEAD}: caseward {shown}")
+    for line in output.getvalue().rstrip().splitlines():
+        say(line)
+    if code != 0:
+        raise SystemExit(f"caseward {shown} failed ({code})")
+
+
 def act(fn: Callable[..., Any], **kwargs: Any) -> None:
     """One developer's or lead's step, in its own unit of work (as the CLI does it)."""
     from cases.core.db import get_engine, session_scope
@@ -145,12 +162,9 @@ def play(apps: int) -> dict[str, int]:
     print(f"day 0  generated a platform of ~{apps} apps; starting Prefect (ephemeral) ...")
     found = detect(snapshot=str(DEMO / "snapshot"), now=day(0))
     say(f"detect: {found['opened']} case(s) opened")
-    with session_scope(get_engine()) as session:
-        ids = [c.id for c in service.list_cases(session)]
-    for case_id in ids:
-        act(operations.confirm, case_id=case_id, actor=LEAD, reason="evidence reviewed", now=T0)
+    lead_runs("cases", "confirm", "--status", "opened", "--reason", "evidence reviewed", at=0)
     story, enforced = pick_cases()
-    say(f"{LEAD} confirmed all {len(ids)}; the story follows {cast(story)}")
+    say(f"the story follows {cast(story)}")
     advance_cases(now=day(0))
     deliver_email(now=day(0))
     say("advance + deliver: outreach e-mailed; the 14-day response window starts")
@@ -211,6 +225,7 @@ def play(apps: int) -> dict[str, int]:
     )
     print(f"day 52 review-appeal flow pauses; {REVIEWER} overturns in its form: {state}")
     deliver_email(now=day(52))
+    lead_runs("queue", at=52)
     report(now=day(52))
     return story
 

@@ -39,6 +39,15 @@ def when(value: datetime | None) -> str:
     return "-" if value is None else readable(value)
 
 
+def hours(value: float | None) -> str:
+    """A duration given in hours as a lead scans it: ``40 min``, ``5.5 h``, ``3.2 d``."""
+    if value is None:
+        return "-"
+    if value < 1:
+        return f"{round(value * 60)} min"
+    return f"{value:.1f} h" if value < 48 else f"{value / 24:.1f} d"
+
+
 def words(value: Any) -> str:
     """``enforcement_due`` -> ``enforcement due``."""
     return str(value).replace("_", " ")
@@ -54,7 +63,7 @@ def environment() -> Environment:
         lstrip_blocks=True,
         keep_trailing_newline=True,
     )
-    env.filters.update(md=md, quote=quote, when=when, words=words)
+    env.filters.update(md=md, quote=quote, when=when, words=words, hours=hours)
     return env
 
 

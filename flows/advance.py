@@ -3,7 +3,9 @@
 Each sweeper step (outreach, feature-change requests, reminders, deadline expiry,
 enforcement, appeal windows) is one task run over every due case, one transaction per batch
 (``cases.lifecycle.sweeper.run_step``). A case that fails is reported and the batch goes on; the run
-ends Failed, naming the cases, once everything else is done.
+ends Failed, naming the cases, once everything else is done. Then ``check-slas`` records the
+leads' work-queue items past their SLA target and announces each breach once
+(``caseward.sla.breached``, flows/_sla.py).
 
 The sweep publishes nothing itself: the Prefect events and ``case-<id>`` artifacts of the
 changes it makes are published by the event relay of the next ``deliver-email`` run (every
@@ -22,6 +24,7 @@ from prefect.client.schemas.objects import State
 
 from cases.core.db import get_engine
 from cases.lifecycle import sweeper
+from flows._sla import check_slas
 from flows._tasks import instant, outcome, resolve_now, run_name
 from flows.hitl import expire_waiting
 
@@ -71,6 +74,7 @@ def advance_cases(now: str | None = None, batch_size: int = 500) -> State:
     at = resolve_now(now)
     reports = [run_step(step, at, batch_size) for step in sweeper.STEP_NAMES]
     expire_waiting()
+    check_slas(at)
     summary = publish_summary(reports, at)
     failures = [f"case {c}: {e}" for c, e in summary["failed"].items()]
     return outcome(failures, f"{summary['done']} case step(s) performed")

@@ -35,6 +35,13 @@ def run_detectors(snapshot: str, now: str, actor: str) -> list[dict[str, Any]]:
             progress=get_run_logger().info,
         )
     get_run_logger().info("timings: %s", {k: round(v, 2) for k, v in report.timings.items()})
+    if report.triaged is not None and report.triaged.enabled:
+        get_run_logger().info(
+            "triage rules decided %s; %s case(s) wait for a lead; refused: %s",
+            report.triaged.counts() or "nothing",
+            len(report.triaged.waiting),
+            report.triaged.refused or "none",
+        )
     return [
         f.model_dump(mode="json", include={"policy", "case_id", "action", "severity", "app_ids"})
         for f in report.findings

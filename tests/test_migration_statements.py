@@ -9,7 +9,7 @@ from sqlalchemy import Engine, inspect, select, text
 
 from cases.core.db import session_scope
 from cases.core.enums import SubmissionStatus
-from cases.core.migrate import alembic_config, upgrade
+from cases.core.migrate import alembic_config
 from cases.core.models import StatementSubmission
 from tests.test_migrations import empty_engine
 
@@ -49,7 +49,9 @@ def test_0004_adds_the_table_and_keeps_every_row(empty_engine: Engine) -> None:
             conn.execute(text(statement))
     assert "statement_submissions" not in inspect(empty_engine).get_table_names()
 
-    assert upgrade(empty_engine) == ("0003", "0004")
+    with empty_engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.upgrade(config, "0004")
     assert _counts(empty_engine) == dict.fromkeys(ROWS, 1)
     now = datetime(2026, 2, 2, tzinfo=UTC)
     with session_scope(empty_engine) as session:

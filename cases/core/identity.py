@@ -17,7 +17,10 @@ from cases.core.errors import GuardFailed, InvalidInput
 
 # the actors of steps Caseward takes on its own, and the prefixes of the ones it derives
 SYSTEM_NAMES = frozenset({"caseward", "system", "detector", "outbox", "sweeper", "prefect"})
-SYSTEM_PREFIXES = ("rule:", "developer:", "system:", "flow:", "prefect:")
+# a triage rule of the policy catalogue acts as ``rule:<name>``; statements of reasons count
+# such a decision as automated
+RULE_PREFIX = "rule:"
+SYSTEM_PREFIXES = (RULE_PREFIX, "developer:", "system:", "flow:", "prefect:")
 
 _NAME = re.compile(r"[\w.@+-]{1,100}")
 
@@ -26,6 +29,17 @@ def is_system_identity(name: str) -> bool:
     """Whether ``name`` is (or imitates, by case or spaces) one of the system's identities."""
     folded = name.strip().casefold()
     return folded in SYSTEM_NAMES or folded.startswith(SYSTEM_PREFIXES)
+
+
+def rule_actor(name: str) -> str:
+    """The actor of the triage rule ``name``."""
+    return f"{RULE_PREFIX}{name}"
+
+
+def is_rule(actor: str) -> bool:
+    """Whether ``actor`` is a triage rule (only the system records one; no person can
+    claim it, see :func:`claimable`)."""
+    return actor.startswith(RULE_PREFIX)
 
 
 def claimable(name: str, *, source: str) -> str:

@@ -106,6 +106,11 @@ class Case(Base):
     enforcement_approved_by: Mapped[str | None] = mapped_column(String(200))
     urgent: Mapped[bool] = mapped_column(default=False)
     outcome: Mapped[CaseOutcome | None] = mapped_column(stored_enum(CaseOutcome, length=20))
+    # repeat offenders (cases/enforcement/strikes.py): each developer's strikes when the case
+    # was confirmed, and the consequences the catalogue gave it then
+    prior_strikes: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    change_days: Mapped[int | None]  # a shorter change deadline; None: the configured one
+    lead_approval: Mapped[bool] = mapped_column(default=False)  # every action needs a lead
     # how many events the case has; the next event's ``seq`` (known before any flush)
     event_count: Mapped[int] = mapped_column(Integer, default=0)
     version: Mapped[int] = mapped_column(Integer, default=1)
@@ -286,6 +291,24 @@ class StatementSubmission(Base):
     __table_args__ = (Index("ix_statement_submissions_status", "status"),)
 
 
+class SlaBreach(Base):
+    """An item of the leads' work queue that waited longer than its service-level target;
+    one row per breach (the case, the kind of item, since when it waits), announced once
+    as a Prefect event (``announced_at``)."""
+
+    __tablename__ = "sla_breaches"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(40))
+    since: Mapped[datetime]
+    due_at: Mapped[datetime]
+    detected_at: Mapped[datetime]
+    announced_at: Mapped[datetime | None]
+
+    __table_args__ = (UniqueConstraint("case_id", "kind", "since"),)
+
+
 class RelayCursor(Base):
     """How far a reader of ``case_events`` (the Prefect event relay in flows/) has got."""
 
@@ -306,6 +329,7 @@ __all__ = [
     "OutboxMessage",
     "PlatformAction",
     "RelayCursor",
+    "SlaBreach",
     "StatementSubmission",
     "case_apps",
     "case_developers",

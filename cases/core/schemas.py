@@ -70,6 +70,9 @@ class CaseRead(BaseModel):
     delivery_blocked: bool
     urgent: bool
     outcome: CaseOutcome | None
+    prior_strikes: dict[str, int] = Field(default_factory=dict)
+    change_days: int | None = None
+    lead_approval: bool = False
     app_ids: list[str]
     developer_ids: list[str]
     evidence: dict[str, Any]
@@ -126,12 +129,62 @@ class AppealRead(BaseModel):
 
 
 class CaseDetail(CaseRead):
-    """A case with everything that happened to it, for ``caseward cases show``."""
+    """A case with everything that happened to it, for ``caseward cases show``;
+    ``developer_strikes``: each developer's strikes now (those with none left out)."""
 
     events: list[EventRead]
     change_requests: list[ChangeRequestRead]
     enforcement: EnforcementRead | None
     appeal: AppealRead | None
+    developer_strikes: dict[str, int] = Field(default_factory=dict)
+
+
+class StrikeRead(BaseModel):
+    """An enforcement against a developer: a strike while ``active``; ``expired`` past the
+    strike window, ``overturned`` when an appeal reversed it."""
+
+    case_id: int
+    policy: str
+    enforced_at: datetime
+    expires_at: datetime
+    status: str
+
+
+class AppSummary(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    name: str
+    status: str
+    requests_7d: int
+
+
+class EmailSummary(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    case_id: int
+    template: str
+    subject: str
+    status: str
+    created_at: datetime
+    sent_at: datetime | None
+
+
+class DeveloperDetail(BaseModel):
+    """A developer account as a lead reviews it: apps, cases, strikes and e-mails."""
+
+    id: str
+    handle: str
+    email: str
+    status: str
+    created_at: datetime
+    active_strikes: int
+    strike_window_days: int
+    apps: list[AppSummary]
+    cases: list[CaseRead]
+    strikes: list[StrikeRead]
+    emails: list[EmailSummary]
 
 
 class AppRead(BaseModel):

@@ -308,7 +308,7 @@ EU_MEMBER_STATES = (
 )  # fmt: skip
 
 
-class StatementSettings(BaseModel):
+class StatementSettings(Group):
     """Statements of reasons (EU Digital Services Act, Articles 17 and 24(5)): what every
     enforcement notice and every statement submitted to the Transparency Database says."""
 
@@ -379,6 +379,51 @@ class StatementSettings(BaseModel):
         return sorted(set(codes))
 
 
+class TriageSettings(Group):
+    """Triage rules: the policy catalogue's rules that confirm or dismiss new cases."""
+
+    enabled: bool = Field(
+        False,
+        description="Run the catalogue's triage rules on the cases each detection run opens "
+        "(`caseward rules check --data DIR` shows what they would do first).",
+    )
+
+
+class StrikeSettings(Group):
+    """Repeat offenders: how long an enforcement counts against a developer."""
+
+    window_days: int = Field(
+        365,
+        ge=1,
+        le=MAX_DAYS,
+        description="An enforcement that was not overturned is a strike against each of its "
+        "developers for this many days (the policy catalogue maps strikes to consequences).",
+    )
+
+
+class SlaSettings(Group):
+    """How long each kind of item may wait for a lead (``caseward queue``); a longer wait is
+    a breach, announced once as the Prefect event ``caseward.sla.breached``."""
+
+    triage_days: float = Field(2, gt=0, le=MAX_DAYS, description="A new case to triage.")
+    approval_days: float = Field(
+        2, gt=0, le=MAX_DAYS, description="A planned enforcement to approve or decline."
+    )
+    appeal_days: float = Field(7, gt=0, le=MAX_DAYS, description="An appeal to decide.")
+    extension_request_days: float = Field(
+        2, gt=0, le=MAX_DAYS, description="A developer's extension request to decide."
+    )
+    compliance_days: float = Field(
+        3, gt=0, le=MAX_DAYS, description="Changes a developer reports, to verify."
+    )
+    delivery_days: float = Field(
+        1, gt=0, le=MAX_DAYS, description="A notice that could not be delivered."
+    )
+    other_days: float = Field(
+        3, gt=0, le=MAX_DAYS, description="Any other decision a case waits for a lead to take."
+    )
+
+
 class Settings(BaseSettings):
     """All of Caseward's configuration."""
 
@@ -422,6 +467,9 @@ class Settings(BaseSettings):
     email: EmailSettings = Field(default_factory=EmailSettings)
     platform: PlatformSettings = Field(default_factory=PlatformSettings)
     statements: StatementSettings = Field(default_factory=StatementSettings)
+    triage: TriageSettings = Field(default_factory=TriageSettings)
+    strikes: StrikeSettings = Field(default_factory=StrikeSettings)
+    sla: SlaSettings = Field(default_factory=SlaSettings)
 
     @field_validator("now", mode="before")
     @classmethod

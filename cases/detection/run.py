@@ -34,6 +34,8 @@ from cases.detection.parties import build_parties
 from cases.detection.registry_import import ImportSummary, import_registry
 from cases.detection.snapshot import Progress, Snapshot, open_snapshot
 from cases.detection.to_cases import sync_findings
+from cases.leads import rules
+from cases.leads.rules import TriageReport
 
 Detector = Callable[[duckdb.DuckDBPyConnection, DetectionSettings], list[Finding]]
 
@@ -47,11 +49,13 @@ DETECTORS: dict[str, Detector] = {
 
 @dataclass
 class DetectionReport:
-    """What one run found and did, with the time each step took."""
+    """What one run found and did (the cases triage rules then decided, when they are
+    on), with the time each step took."""
 
     findings: list[Finding]
     imported: ImportSummary | None = None
     timings: dict[str, float] = field(default_factory=dict)
+    triaged: TriageReport | None = None
 
 
 def load_snapshot(
@@ -156,4 +160,15 @@ def run_detection(
     start = time.perf_counter()
     synced = sync_findings(session, findings, actor=actor, now=now, progress=progress)
     timings["cases"] = time.perf_counter() - start
-    return DetectionReport(synced, imported, timings)
+    start = time.perf_counter()
+    triaged = triage_findings(session, synced, now=now)
+    timings["triage"] = time.perf_counter() - start
+    return DetectionReport(synced, imported, timings, triaged)
+
+
+def triage_findings(
+    session: Session, findings: Iterable[Finding], *, now: datetime
+) -> TriageReport:
+    """The triage rules on the cases of ``findings`` (when rules are on), in ``session``:
+    detection opens the cases, then rules decide the ones still opened, in the same run."""
+    return rules.triage(session, (f.case_id for f in findings if f.case_id is not None), now=now)

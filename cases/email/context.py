@@ -97,6 +97,7 @@ def shared_context(
     are written, these are never later than the deadlines recorded when they are delivered.
     """
     email = settings.email
+    change_days = case.change_days or settings.deadlines.change_days  # shorter: repeat offender
     policy = dict(catalog["policies"][case.policy])
     policy["url"] = policy_link(case.policy, settings, catalog)
     context: dict[str, Any] = {
@@ -112,9 +113,10 @@ def shared_context(
         "links": {"policy": email.policy_url, "appeal": email.appeal_url},
         "days": {
             "outreach_response": settings.deadlines.outreach_response_days,
-            "change": settings.deadlines.change_days,
+            "change": change_days,
             "extension": settings.deadlines.extension_days,
             "appeal_window": settings.deadlines.appeal_window_days,
+            "strike_window": settings.strikes.window_days,
         },
         "tz": email.timezone,
         "now": now,
@@ -122,6 +124,8 @@ def shared_context(
     }
     if template in DUE_AFTER:
         days = getattr(settings.deadlines, DUE_AFTER[EmailTemplate(template)])
+        if template == EmailTemplate.FEATURE_CHANGE_REQUEST:
+            days = change_days
         context["deadline"] = now + timedelta(days=days)
     for key, value in (extra or {}).items():
         if key == "actions":
@@ -146,6 +150,8 @@ def developer_context(
         "other_app_count": len(case.apps) - len(own_apps),
         "other_account_count": len(case.developers) - 1,
         "found": found_for(case, developer, own_apps, settings.detection),
+        # this developer's own strikes when the case was confirmed (never another's)
+        "strikes": int((case.prior_strikes or {}).get(developer.id, 0)),
         "developer": {
             "id": developer.id,
             "handle": one_line(developer.handle),

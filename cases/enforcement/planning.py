@@ -62,7 +62,7 @@ def create(
         case_id=case.id,
         reason=reason,
         urgent=urgent,
-        requires_approval=needs_approval(plan),
+        requires_approval=needs_approval(plan) or case.lead_approval,
         approved_by=approved_by,
         created_at=now,
     )
@@ -118,7 +118,9 @@ def preview_impact(session: Session, *, case: Case) -> ImpactPreview:
         app_ids=sorted(app_ids),
         account_ids=sorted(account_ids),
         requests_7d=int(traffic or 0),
-        requires_approval=existing.requires_approval if existing else needs_approval(plan),
+        requires_approval=(
+            existing.requires_approval if existing else needs_approval(plan) or case.lead_approval
+        ),
     )
 
 

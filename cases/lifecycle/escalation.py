@@ -90,6 +90,21 @@ def approve_enforcement(
     its flow run); it is kept on the event.
     """
     case = get_or_raise(session, case_id=case_id, lock=True)
+    return _approve_enforcement(
+        session, case=case, actor=actor, reason=reason, now=now, origin=origin
+    )
+
+
+def _approve_enforcement(
+    session: Session,
+    *,
+    case: Case,
+    actor: str,
+    reason: str,
+    now: datetime,
+    origin: Mapping[str, str] | None = None,
+) -> Case:
+    """:func:`approve_enforcement` on a case the caller has locked (bulk decisions)."""
     _require_evidence(case)
     if case.status in ACTIVE_BEFORE_ENFORCEMENT:
         check_transition(Op.APPROVE_URGENT, case.status)
@@ -149,6 +164,21 @@ def decline_enforcement(
 ) -> Case:
     """A lead decides against a planned enforcement before it runs: nothing is applied."""
     case = get_or_raise(session, case_id=case_id, lock=True)
+    return _decline_enforcement(
+        session, case=case, actor=actor, reason=reason, now=now, origin=origin
+    )
+
+
+def _decline_enforcement(
+    session: Session,
+    *,
+    case: Case,
+    actor: str,
+    reason: str,
+    now: datetime,
+    origin: Mapping[str, str] | None = None,
+) -> Case:
+    """:func:`decline_enforcement` on a case the caller has locked (bulk decisions)."""
     record(
         session,
         case=case,

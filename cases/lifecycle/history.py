@@ -27,6 +27,9 @@ PROJECTED_FIELDS = (
     "enforcement_approved_by",
     "urgent",
     "outcome",
+    "prior_strikes",
+    "change_days",
+    "lead_approval",
 )
 
 
@@ -88,6 +91,9 @@ class Snapshot:
     enforcement_approved_by: str | None = None
     urgent: bool = False
     outcome: CaseOutcome | None = None
+    prior_strikes: dict[str, Any] = field(default_factory=dict)
+    change_days: int | None = None
+    lead_approval: bool = False
 
     @classmethod
     def of(cls, case: Any) -> Snapshot:

@@ -52,7 +52,10 @@ def notice_delivered(
         return
     settings = get_settings()
     started = max(last_sent or sent_at, sent_at)
-    deadline = started + timedelta(days=getattr(settings.deadlines, TIMERS[case.status]))
+    days = getattr(settings.deadlines, TIMERS[case.status])
+    if case.status is CaseStatus.CHANGES_REQUESTED and case.change_days:
+        days = case.change_days  # a repeat offender's shorter deadline
+    deadline = started + timedelta(days=days)
     reminder = (
         next_reminder(deadline, settings.deadlines.reminder_offsets_days, now)
         if case.status is CaseStatus.CHANGES_REQUESTED

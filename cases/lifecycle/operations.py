@@ -6,8 +6,9 @@ deadlines start when the notice is delivered (cases/lifecycle/notices.py).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -17,6 +18,7 @@ from cases.core.enums import CaseOutcome, CaseStatus
 from cases.core.errors import GuardFailed, InvalidInput
 from cases.core.models import Case, ChangeRequest
 from cases.core.settings import get_settings
+from cases.enforcement import strikes
 from cases.enforcement.catalog import get_catalog
 from cases.lifecycle.service import get_or_raise
 from cases.lifecycle.states import (
@@ -53,12 +55,59 @@ def _asked(case: Case, request: ChangeRequest | None) -> list[str]:
 
 def confirm(session: Session, *, case_id: int, actor: str, reason: str, now: datetime) -> Case:
     case = get_or_raise(session, case_id=case_id, lock=True)
-    record(session, case=case, change=Change(op=Op.CONFIRM, actor=actor, reason=reason, now=now))
+    return _confirm(session, case=case, actor=actor, reason=reason, now=now)
+
+
+def _confirm(
+    session: Session,
+    *,
+    case: Case,
+    actor: str,
+    reason: str,
+    now: datetime,
+    prior: Mapping[str, int] | None = None,
+    data: Mapping[str, Any] | None = None,
+) -> Case:
+    """:func:`confirm` on a case the caller has locked (bulk decisions, triage rules).
+
+    Confirming records the developers' strikes and the consequences a repeat offender's
+    case gets (``cases.enforcement.strikes``); ``prior``: those strikes, when the caller
+    read them for a whole batch. ``data``: context kept on the event (a triage rule says
+    which rule decided).
+    """
+    if prior is None:
+        prior = strikes.for_cases(session, [case.id], now=now).get(case.id, {})
+    fields, repeat = strikes.repeat_offence(case, prior)
+    record(
+        session,
+        case=case,
+        change=Change(
+            op=Op.CONFIRM,
+            actor=actor,
+            reason=reason,
+            now=now,
+            fields=fields,
+            data={**(data or {}), **repeat},
+        ),
+    )
     return case
 
 
 def dismiss(session: Session, *, case_id: int, actor: str, reason: str, now: datetime) -> Case:
     case = get_or_raise(session, case_id=case_id, lock=True)
+    return _dismiss(session, case=case, actor=actor, reason=reason, now=now)
+
+
+def _dismiss(
+    session: Session,
+    *,
+    case: Case,
+    actor: str,
+    reason: str,
+    now: datetime,
+    data: Mapping[str, Any] | None = None,
+) -> Case:
+    """:func:`dismiss` on a case the caller has locked (bulk decisions, triage rules)."""
     record(
         session,
         case=case,
@@ -68,17 +117,28 @@ def dismiss(session: Session, *, case_id: int, actor: str, reason: str, now: dat
             reason=reason,
             now=now,
             fields={"outcome": CaseOutcome.DISMISSED},
+            data=data or {},
         ),
     )
     return case
 
 
-def assign(session: Session, *, case_id: int, actor: str, assignee: str, now: datetime) -> Case:
-    """Give an open case to a lead (one of the configured leads, when there are any)."""
+def check_assignee(assignee: str) -> None:
+    """Cases are assigned to one of the configured leads, when there are any."""
     leads = get_settings().leads
     if leads and assignee not in leads:
         raise InvalidInput(f"{assignee} is not a lead; the configured leads are {', '.join(leads)}")
+
+
+def assign(session: Session, *, case_id: int, actor: str, assignee: str, now: datetime) -> Case:
+    """Give an open case to a lead (one of the configured leads, when there are any)."""
+    check_assignee(assignee)
     case = get_or_raise(session, case_id=case_id, lock=True)
+    return _assign(session, case=case, actor=actor, assignee=assignee, now=now)
+
+
+def _assign(session: Session, *, case: Case, actor: str, assignee: str, now: datetime) -> Case:
+    """:func:`assign` on a case the caller has locked, the assignee checked (bulk decisions)."""
     record(
         session,
         case=case,
@@ -268,8 +328,21 @@ def extend(
     days: int | None = None,
 ) -> Case:
     """Grant the one extension a case may have."""
-    settings = get_settings()
     case = get_or_raise(session, case_id=case_id, lock=True)
+    return _extend(session, case=case, actor=actor, reason=reason, now=now, days=days)
+
+
+def _extend(
+    session: Session,
+    *,
+    case: Case,
+    actor: str,
+    reason: str,
+    now: datetime,
+    days: int | None = None,
+) -> Case:
+    """:func:`extend` on a case the caller has locked (bulk decisions)."""
+    settings = get_settings()
     if case.extension_granted:
         raise GuardFailed(f"case {case.id} already had its one extension")
     if case.status is CaseStatus.CHANGES_REQUESTED and case.deadline is None:

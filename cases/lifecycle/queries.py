@@ -11,22 +11,39 @@ from sqlalchemy.orm import Session
 
 from cases.core.enums import CaseStatus
 from cases.core.errors import NotFound
-from cases.core.models import App, Appeal, Case, ChangeRequest, Developer, PlatformAction
+from cases.core.models import (
+    App,
+    Appeal,
+    Case,
+    ChangeRequest,
+    Developer,
+    OutboxMessage,
+    PlatformAction,
+    case_developers,
+)
 from cases.core.schemas import (
     AppealRead,
     AppRead,
+    AppSummary,
     CaseDetail,
     ChangeRequestRead,
+    DeveloperDetail,
+    EmailSummary,
     EnforcementRead,
     EventRead,
 )
-from cases.enforcement import planning
+from cases.core.settings import get_settings
+from cases.enforcement import planning, strikes
 from cases.lifecycle import briefs, service
 from cases.lifecycle.states import TERMINAL
 
+EMAILS_SHOWN = 200  # a developer's latest e-mails in ``developer_detail``
 
-def case_detail(session: Session, *, case_id: int) -> CaseDetail:
+
+def case_detail(session: Session, *, case_id: int, now: datetime | None = None) -> CaseDetail:
+    """The case with its whole history; with ``now``, its developers' strikes then."""
     case = service.get_or_raise(session, case_id=case_id)
+    developer_ids = [d.id for d in case.developers]
     requests = session.scalars(
         select(ChangeRequest).where(ChangeRequest.case_id == case_id).order_by(ChangeRequest.id)
     )
@@ -38,6 +55,7 @@ def case_detail(session: Session, *, case_id: int) -> CaseDetail:
         change_requests=[ChangeRequestRead.model_validate(r) for r in requests],
         enforcement=EnforcementRead.model_validate(decision) if decision else None,
         appeal=AppealRead.model_validate(appeal) if appeal else None,
+        developer_strikes=strikes.current(session, developer_ids, now=now) if now else {},
     )
 
 
@@ -69,6 +87,39 @@ def app_detail(session: Session, *, app_id: str) -> AppRead:
         requests_7d=app.requests_7d,
         developer_status=owner.status.value,
         cases=[service.to_read(c) for c in service.list_cases(session, app_id=app_id)],
+    )
+
+
+def developer_detail(session: Session, *, developer_id: str, now: datetime) -> DeveloperDetail:
+    """A developer's apps, cases, strikes (each enforcement against them, active, expired or
+    overturned at ``now``) and the e-mails sent to them, newest first."""
+    developer = session.get(Developer, developer_id)
+    if developer is None:
+        raise NotFound(f"no developer with id {developer_id}")
+    apps = session.scalars(select(App).where(App.developer_id == developer_id).order_by(App.id))
+    case_ids = select(case_developers.c.case_id).where(
+        case_developers.c.developer_id == developer_id
+    )
+    cases = service.list_cases(session, case_ids=list(session.scalars(case_ids)))
+    emails = session.scalars(
+        select(OutboxMessage)
+        .where(OutboxMessage.developer_id == developer_id)
+        .order_by(OutboxMessage.id.desc())
+        .limit(EMAILS_SHOWN)
+    )
+    history = strikes.history(session, developer_id, now=now)
+    return DeveloperDetail(
+        id=developer.id,
+        handle=developer.handle,
+        email=developer.email,
+        status=developer.status.value,
+        created_at=developer.created_at,
+        active_strikes=sum(1 for s in history if s.status == "active"),
+        strike_window_days=get_settings().strikes.window_days,
+        apps=[AppSummary.model_validate(a) for a in apps],
+        cases=[service.to_read(c) for c in cases],
+        strikes=history,
+        emails=[EmailSummary.model_validate(m) for m in emails],
     )
 
 

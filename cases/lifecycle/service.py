@@ -148,6 +148,9 @@ def _opening(case_in: CaseCreate, actor: str, now: datetime) -> Change:
             "enforcement_approved_by": None,
             "urgent": False,
             "outcome": None,
+            "prior_strikes": {},
+            "change_days": None,
+            "lead_approval": False,
         },
         data={"app_ids": case_in.app_ids, "developer_ids": case_in.developer_ids},
     )

@@ -57,17 +57,24 @@ ACTIVE_BEFORE_ENFORCEMENT = frozenset(
 
 @dataclass(frozen=True)
 class TransitionSpec:
-    """Where an operation may start, where it ends, and what entering it sends."""
+    """Where an operation may start, where it ends, and what entering it sends.
+
+    ``lead_only``: a lead's decision; ``by_rule``: one a triage rule of the policy catalogue
+    may also take (as actor ``rule:<name>``).
+    """
 
     sources: frozenset[CaseStatus]
     target: CaseStatus
     emails: tuple[EmailTemplate, ...] = ()
     lead_only: bool = False
+    by_rule: bool = False
 
 
 TRANSITIONS: dict[Op, TransitionSpec] = {
-    Op.CONFIRM: TransitionSpec(frozenset({S.OPENED}), S.CONFIRMED, lead_only=True),
-    Op.DISMISS: TransitionSpec(frozenset({S.OPENED, S.CONFIRMED}), S.DISMISSED, lead_only=True),
+    Op.CONFIRM: TransitionSpec(frozenset({S.OPENED}), S.CONFIRMED, lead_only=True, by_rule=True),
+    Op.DISMISS: TransitionSpec(
+        frozenset({S.OPENED, S.CONFIRMED}), S.DISMISSED, lead_only=True, by_rule=True
+    ),
     Op.SEND_OUTREACH: TransitionSpec(
         frozenset({S.CONFIRMED}), S.OUTREACH_SENT, (EmailTemplate.OUTREACH,)
     ),

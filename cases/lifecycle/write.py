@@ -1,7 +1,8 @@
 """The one write path: every change to a case is a :class:`Change` given to :func:`record`.
 
 ``record`` checks the change against the state machine (a transition from the case's status,
-or an event allowed in it; a lead's decision only from a lead), appends its event, applies it
+or an event allowed in it; a lead's decision only from a lead, or from a triage rule where
+the table allows one), appends its event, applies it
 to the case (``history.apply``, the same function replay uses) and enqueues the e-mails it
 causes, all in the caller's transaction. Nothing here commits; the CLI command or flow task
 owns the unit of work.
@@ -19,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from cases.core.enums import CaseStatus, EmailTemplate
 from cases.core.errors import GuardFailed, InvalidInput
+from cases.core.identity import is_rule
 from cases.core.models import Case, CaseEvent
 from cases.core.settings import get_settings
 from cases.email import outbox
@@ -87,7 +89,7 @@ def _checked(
         return CaseStatus.OPENED, change.fields, change.emails
     if change.op in TRANSITIONS:
         spec = check_transition(change.op, case.status)
-        if spec.lead_only:
+        if spec.lead_only and not (spec.by_rule and is_rule(change.actor)):
             require_lead(change.actor)
         return spec.target, {**CLEARED_TIMERS, **change.fields}, (*spec.emails, *change.emails)
     event = check_event(change.op, case.status)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Annotated, Any, Literal
 
 import typer
@@ -18,6 +18,7 @@ from cases.email import recovery
 from cases.enforcement import planning
 from cases.lifecycle import escalation, notices, operations, queries, service
 from caseward.cli import case_views
+from caseward.cli.bulk import accepts_filters
 from caseward.cli.common import MAX_INT, STATE, emit, fmt_time, out
 from caseward.cli.selection import (
     AllFilter,
@@ -143,7 +144,7 @@ def list_(
 def show(case_id: CaseId, as_json: Json = False) -> None:
     """A case, what it waits for, the changes asked, its evidence, actions and timeline."""
     with unit_of_work() as session:
-        detail = queries.case_detail(session, case_id=case_id)
+        detail = queries.case_detail(session, case_id=case_id, now=STATE.now())
     emit(detail, as_json, lambda: case_views.case_detail(detail, STATE.now()))
 
 
@@ -188,7 +189,10 @@ def _decision_command(operation: LeadDecision, doc: str, told: bool) -> Callable
 
 
 for _name, (_operation, _doc, _told) in DECISIONS.items():
-    cases_app.command(_name)(_decision_command(_operation, _doc, _told))
+    _command = _decision_command(_operation, _doc, _told)
+    if _name in ("confirm", "dismiss"):
+        _command = accepts_filters(_name)(_command)
+    cases_app.command(_name)(_command)
 
 
 @cases_app.command("unblock-delivery")
@@ -249,6 +253,7 @@ def unblock_delivery(
 
 
 @cases_app.command("extend")
+@accepts_filters("extend")
 def extend(
     case_id: CaseId,
     reason: Reason,
@@ -315,6 +320,7 @@ cases_app.command("report-compliance")(
 
 
 @cases_app.command("assign")
+@accepts_filters("assign")
 def assign(
     case_id: CaseId,
     assignee: Annotated[str, typer.Option("--to", help="The lead who takes the case.")],
@@ -348,6 +354,10 @@ def add_evidence(
 
 
 @cases_app.command("approve-enforcement")
+@accepts_filters(
+    "approve-enforcement",
+    after=lambda ids, d: _resume_each(ids, "approve-enforcement", "approve", d.reason),
+)
 def approve_enforcement(
     case_id: CaseId,
     reason: Annotated[
@@ -401,6 +411,10 @@ def _what_happens_next(planned: planning.ImpactPreview) -> str:
 
 
 @cases_app.command("decline-enforcement")
+@accepts_filters(
+    "decline-enforcement",
+    after=lambda ids, d: _resume_each(ids, "approve-enforcement", "decline", d.reason),
+)
 def decline_enforcement(case_id: CaseId, reason: Reason, as_json: Json = False) -> None:
     """Decide against a planned enforcement before it runs; the case is resolved."""
     with unit_of_work() as session:
@@ -446,6 +460,18 @@ def resume_waiting_flow(
             out.print(f"resumed the waiting {kind} flow run of case {case_id}")
     except Exception as exc:  # the decision is recorded; the flow will see it when it wakes
         out.print(f"note: could not resume a waiting {kind} run ({type(exc).__name__})")
+
+
+def _resume_each(
+    case_ids: Sequence[int],
+    kind: Literal["approve-enforcement", "review-appeal"],
+    decision: str,
+    reason: str,
+) -> None:
+    """After a bulk decision: wake the runs waiting for it (with a Prefect server only)."""
+    if os.environ.get("PREFECT_API_URL"):
+        for case_id in case_ids:
+            resume_waiting_flow(case_id, kind, decision, reason)
 
 
 def register(app: typer.Typer) -> None:

@@ -241,15 +241,37 @@ def waiting(detail: CaseDetail) -> tuple[str, str] | None:
     return None
 
 
+def repeat_offence(found: Mapping[str, Any]) -> str:
+    """A confirmation's consequences for a repeat offender, in one sentence."""
+    strikes, (before, after) = found["strikes"], found["severity"]
+    parts = [f"severity {before} → {after}" if before != after else f"severity {after}"]
+    if found.get("change_days"):
+        parts.append(f"{found['change_days']}-day change deadline")
+    if found.get("lead_approval"):
+        parts.append("any enforcement needs a lead's approval")
+    return f"repeat offender ({strikes} strike{'' if strikes == 1 else 's'}): " + ", ".join(parts)
+
+
 def _event(event: EventRead) -> list[Text]:
     moved = f" → {event.to_status}" if event.from_status != event.to_status else ""
     who = event.actor
     if event.data.get("entered_by"):
         who += f" (entered by {event.data['entered_by']})"
-    return [
+    lines = [
         Text(f"{fmt_time(event.at)}  {who}  {_label(event.kind)}{moved}"),
         Text(wrapped(event.reason), style="dim"),
     ]
+    if event.data.get("repeat_offence"):
+        lines.append(Text(wrapped(repeat_offence(event.data["repeat_offence"])), style="dim"))
+    return lines
+
+
+def strikes_note(developer_ids: Sequence[str], strikes: Mapping[str, int]) -> str:
+    """``d-1 (2 strikes) d-2``: each developer, with their strikes when they have any."""
+    return " ".join(
+        f"{d} ({n} strike{'' if n == 1 else 's'})" if (n := strikes.get(d)) else d
+        for d in developer_ids
+    )
 
 
 def case_detail(detail: CaseDetail, now: datetime) -> RenderableType:
@@ -262,7 +284,10 @@ def case_detail(detail: CaseDetail, now: datetime) -> RenderableType:
         ("deadline", fmt_time(detail.deadline)),
         *([("outcome", detail.outcome)] if detail.outcome else []),
         ("apps", " ".join(detail.app_ids)),
-        ("developers", " ".join(detail.developer_ids)),
+        ("developers", strikes_note(detail.developer_ids, detail.developer_strikes)),
+        *([("at confirmation", "strikes " + strikes_note(list(detail.prior_strikes),
+                                                         detail.prior_strikes))]
+          if detail.prior_strikes else []),
         ("reason", detail.reason),
     ]  # fmt: skip
     parts: list[RenderableType] = [

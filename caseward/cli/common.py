@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Callable, Iterable, Sequence
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -136,3 +138,18 @@ def emit(value: Any, as_json: bool, render: Callable[[], Any]) -> None:
 
 def fmt_time(value: datetime | None) -> str:
     return value.strftime("%Y-%m-%d %H:%M UTC") if value else "-"
+
+
+@contextmanager
+def spinner(label: str) -> Iterator[Callable[[str], None]]:
+    """A spinner with the current step on stderr (silent when stderr is not a terminal)."""
+    started = time.perf_counter()
+    if not err.is_terminal:
+        yield lambda _message: None
+        return
+    with err.status(label) as status:
+
+        def update(message: str) -> None:
+            status.update(f"{label}: {message} ({time.perf_counter() - started:.0f}s)")
+
+        yield update

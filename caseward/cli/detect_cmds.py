@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -23,12 +21,14 @@ from cases.detection.run import (
     detect_findings,
     load_snapshot,
     registry_import_alongside,
+    triage_findings,
 )
 from cases.detection.snapshot import Progress, Snapshot
 from cases.detection.to_cases import sync_findings
+from cases.leads.rules import TriageReport
 from cases.lifecycle.write import DETECTOR
 from caseward.cli.case_views import columns, hanging
-from caseward.cli.common import STATE, emit, err, out, print_json, settings, table
+from caseward.cli.common import STATE, emit, err, out, print_json, settings, spinner, table
 
 # case ids listed per policy after detect (--json lists every finding)
 MAX_CASE_IDS = 30
@@ -52,22 +52,7 @@ class FileFormat(StrEnum):
     PARQUET = "parquet"
 
 
-@contextmanager
-def _progress(label: str) -> Iterator[Progress]:
-    """A spinner with the current step on stderr (silent when stderr is not a terminal)."""
-    started = time.perf_counter()
-    if not err.is_terminal:
-        yield lambda _message: None
-        return
-    with err.status(label) as status:
-
-        def update(message: str) -> None:
-            status.update(f"{label}: {message} ({time.perf_counter() - started:.0f}s)")
-
-        yield update
-
-
-def _open(data: Path, progress: Progress) -> Snapshot:
+def open_checked(data: Path, progress: Progress) -> Snapshot:
     """Validate the snapshot; on failure list every problem on stderr, then raise."""
     try:
         return load_snapshot(data, settings().detection, progress)
@@ -97,8 +82,8 @@ def _summary_rows(summary: ImportSummary) -> list[list[Any]]:
 def import_snapshot(data: DataDir, as_json: Json = False) -> None:
     """Validate a snapshot and update the registry (new apps, changed names; never status)."""
     with (
-        _progress("importing") as progress,
-        _open(data, progress) as snapshot,
+        spinner("importing") as progress,
+        open_checked(data, progress) as snapshot,
         unit_of_work() as session,
     ):
         summary = import_registry(session, snapshot, progress=progress)
@@ -119,7 +104,7 @@ def detect(data: DataDir, as_json: Json = False) -> None:
     detection = settings().detection
     actor, now = DETECTOR, STATE.now()  # detection opens the cases, whoever runs it
     started = time.perf_counter()
-    with _progress("detecting") as progress, _open(data, progress) as snapshot:
+    with spinner("detecting") as progress, open_checked(data, progress) as snapshot:
         with unit_of_work() as session:
             banned = banned_app_ids(session)
         with unit_of_work() as session:
@@ -127,13 +112,26 @@ def detect(data: DataDir, as_json: Json = False) -> None:
                 findings = detect_findings(snapshot, detection, banned=banned, progress=progress)
             summary, _seconds = importing.result()
             synced = sync_findings(session, findings, actor=actor, now=now, progress=progress)
+            triaged = triage_findings(session, synced, now=now)
     elapsed = time.perf_counter() - started
     if as_json:
         print_json([f.to_contract() for f in synced])
         return
     out.print(table("registry", ["table", "rows", "new", "changed"], _summary_rows(summary)))
     out.print(_policy_lines(synced))
+    if triaged.enabled:
+        out.print(triage_line(triaged))
     out.print(f"{len(synced)} finding(s) in {elapsed:.1f}s")
+
+
+def triage_line(triaged: TriageReport) -> Text:
+    """What the triage rules did after detection, in one sentence."""
+    by_rule = ", ".join(f"{name} {n}" for name, n in sorted(triaged.counts().items()))
+    text = f"triage rules decided {sum(triaged.counts().values())} case(s)"
+    text += f" ({by_rule})" if by_rule else ""
+    text += f"; {len(triaged.waiting)} wait for a lead"
+    text += f"; {len(triaged.refused)} refused" if triaged.refused else ""
+    return Text(text)
 
 
 def _policy_lines(findings: list[Finding]) -> Text:

@@ -22,7 +22,14 @@ from cases.core.errors import CasewardError
 from cases.core.inert import inert
 from cases.core.redact import redact, url_password
 from cases.core.settings import get_settings, secrets_of
-from caseward.cli import admin_cmds, appeal_cmds, apps_cmds, case_cmds
+from caseward.cli import (
+    admin_cmds,
+    appeal_cmds,
+    apps_cmds,
+    case_cmds,
+    developer_cmds,
+    queue_cmds,
+)
 from caseward.cli.common import STATE
 
 try:  # newer typer parses with its own copy of click, whose exceptions are not click's
@@ -70,15 +77,16 @@ def _root(
     STATE.check()
 
 
-for module in (admin_cmds, case_cmds, appeal_cmds, apps_cmds):
+for module in (admin_cmds, case_cmds, appeal_cmds, apps_cmds, developer_cmds, queue_cmds):
     module.register(app)
 
 
 def _optional_groups() -> None:
-    """Command groups from the detection, e-mail, orchestration and statements packages."""
-    from caseward.cli import detect_cmds, outbox_cmds, serve_cmds, statements_cmds
+    """Command groups from the detection, e-mail, orchestration, rules and statements packages."""
+    from caseward.cli import detect_cmds, outbox_cmds, rules_cmds, serve_cmds, statements_cmds
 
     detect_cmds.register(app)
+    rules_cmds.register(app)
     outbox_cmds.register(app)
     serve_cmds.register(app)
     statements_cmds.register(app)
