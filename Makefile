@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test check lint typecheck serve bench lock clean
+.PHONY: demo test faults check lint typecheck serve bench lock clean
 
 # constraints.txt pins every package to the versions the tests passed with.
 $(STAMP): pyproject.toml constraints.txt
@@ -29,6 +29,10 @@ demo: $(STAMP)
 
 test: $(STAMP) check
 	$(BIN)/python -m pytest -n 2 -q
+
+# only the fault-injection suite (part of test); CASEWARD_TEST_FAULT_SEED=N replays a run
+faults: $(STAMP)
+	$(BIN)/python -m pytest -n 2 -q tests/test_fault_injection.py
 
 check: lint typecheck
 

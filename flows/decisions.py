@@ -23,9 +23,9 @@ from prefect.settings import PREFECT_UI_URL
 from prefect.states import Completed, Failed
 from sqlalchemy.orm import Session
 
-from cases.core.db import unit_of_work
+from cases.core.db import get_engine, unit_of_work
 from cases.core.errors import GuardFailed, TransitionNotAllowed
-from cases.lifecycle import briefs
+from cases.lifecycle import briefs, sweeper
 from flows import _markdown
 from flows._relay import refresh_case_artifacts, relay_case_events
 from flows._tasks import instant, label_run, resolve_now
@@ -131,14 +131,15 @@ def decision_flow(kind: DecisionKind) -> Flow[..., State]:
             state = escalate_timeout(case_id, kind.name, timeout_hours)
             return {"state": TIMED_OUT, "message": state.message or ""}
         answer = kind.form.model_validate(decision)
+        at = instant(resolve_now(now))
         try:
             with unit_of_work() as session:
-                name = kind.record(
-                    session, case_id, answer, instant(resolve_now(now)), form_origin()
-                )
+                name = kind.record(session, case_id, answer, at, form_origin())
         except (GuardFailed, TransitionNotAllowed) as exc:
             get_run_logger().warning("decision refused, asking again: %s", exc)
             return {"state": REFUSED, "message": str(exc)}
+        for why in sweeper.lift_now(get_engine(), case_id=case_id, now=at).failed.values():
+            get_run_logger().warning("the platform was not told yet (advance retries): %s", why)
         return settled(name, f"{answer.reviewer}: {answer.reason}")
 
     def run(

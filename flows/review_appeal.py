@@ -11,9 +11,7 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
-from cases.core.settings import get_settings
 from cases.enforcement import appeals
-from cases.enforcement.platform import get_adapter
 from flows.decisions import DecisionKind, decision_flow
 from flows.hitl import AppealDecision
 
@@ -31,8 +29,7 @@ def _record(
         reviewer=answer.reviewer,
         overturn=answer.decision == "overturn",
         reason=answer.reason,
-        adapter=get_adapter(session, get_settings()),
-        now=now,
+        now=now,  # an overturn's reversals reach the platform once it commits (decisions.py)
         origin=origin,
     )
     return answer.decision.capitalize()

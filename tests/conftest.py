@@ -7,10 +7,14 @@ reachable they are skipped with the reason, except under CI (CI=true), where the
 
 from __future__ import annotations
 
+import json
 import os
+import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine, create_engine, text
@@ -22,6 +26,7 @@ from cases.core.db import Base, make_engine
 from cases.core.settings import get_settings
 
 DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+_STARTED = pytest.StashKey[float]()
 
 
 def _admin_url() -> str:
@@ -29,6 +34,21 @@ def _admin_url() -> str:
     if url.drivername == "postgresql":
         url = url.set(drivername="postgresql+psycopg")
     return url.render_as_string(hide_password=False)
+
+
+@contextmanager
+def fresh_pg_database(prefix: str) -> Iterator[str]:
+    """A new, empty PostgreSQL database of its own (its URL), dropped afterwards."""
+    admin = create_engine(_admin_url(), isolation_level="AUTOCOMMIT")
+    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(_admin_url()).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
 
 
 def reset_caches() -> None:
@@ -41,8 +61,9 @@ def reset_caches() -> None:
 def isolated_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """Every test gets its own SQLite file, mail folder and no stray CASEWARD_* values.
 
-    Tests run in simulation mode, as their cases live at simulated times (``T0`` in 2026)
-    and their leads are typed names; a test of production behaviour uses ``production``.
+    Tests run in simulation mode, as their cases live at simulated times (``T0`` in 2026),
+    their leads are typed names and their e-mail settings placeholders; a test of production
+    behaviour uses ``production``.
     """
     for name in list(os.environ):
         if name.startswith("CASEWARD_") and name != "CASEWARD_TEST_POSTGRES_URL":
@@ -51,8 +72,6 @@ def isolated_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterat
     monkeypatch.setenv("CASEWARD_SIMULATION", "true")
     monkeypatch.setenv("CASEWARD_DATABASE_URL", f"sqlite:///{tmp_path / 'caseward.db'}")
     monkeypatch.setenv("CASEWARD_EMAIL__MAIL_DIR", str(tmp_path / "mail"))
-    # tests play with placeholder links and senders, as the demo does
-    monkeypatch.setenv("CASEWARD_SIMULATION", "true")
     reset_caches()
     yield tmp_path
     reset_caches()
@@ -139,3 +158,17 @@ def pg_engine(pg_database: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Eng
     reset_caches()
     yield created
     created.dispose()
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    session.config.stash[_STARTED] = time.time()
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    """The figures of the fault-injection runs of this session (tests/test_fault_injection.py)."""
+    from tests.fault_injection import FIGURES, summary_line
+
+    started = config.stash.get(_STARTED, 0.0)
+    for path in sorted(FIGURES.glob("*.json")):
+        if path.stat().st_mtime >= started:
+            terminalreporter.write_line(summary_line(json.loads(path.read_text())))

@@ -53,15 +53,18 @@ def open_case(
     apps: int = 1,
     evidence: dict[str, object] | None = None,
     now: datetime = T0,
+    on: tuple[list[str], list[str]] | None = None,
 ) -> Case:
-    owner = developer(session)
-    subjects = [app(session, owner=owner) for _ in range(apps)]
+    """A case on new apps of a new developer, or ``on`` existing (app ids, developer ids)."""
+    if on is None:
+        owner = developer(session)
+        on = ([app(session, owner=owner).id for _ in range(apps)], [owner.id])
     return service.open_case(
         session,
         case_in=CaseCreate(
             policy=policy,
-            app_ids=[a.id for a in subjects],
-            developer_ids=[owner.id],
+            app_ids=on[0],
+            developer_ids=on[1],
             reason="reported by support",
             severity=severity,
             evidence={"spam_reports_per_1000_posts": 7.5} if evidence is None else evidence,
@@ -137,6 +140,7 @@ def case_in(
     evidence: dict[str, object] | None = None,
     apps: int = 1,
     policy: Policy = Policy.SPAM,
+    on: tuple[list[str], list[str]] | None = None,
 ) -> int:
     """A case driven through the real services to ``status``; returns its id.
 
@@ -145,7 +149,6 @@ def case_in(
     enforced (delivered) → appealed → closed (upheld by lead-bob).
     """
     from cases.core.enums import CaseStatus as S
-    from cases.enforcement import appeals
     from cases.enforcement.platform.registry import RegistryAdapter
 
     order = [
@@ -155,7 +158,7 @@ def case_in(
     target = S(status)
     with session_scope(engine) as session:
         case_id = open_case(
-            session, severity=severity, evidence=evidence, apps=apps, policy=policy
+            session, severity=severity, evidence=evidence, apps=apps, policy=policy, on=on
         ).id
         if target is S.DISMISSED:
             operations.dismiss(session, case_id=case_id, actor="lead-ann", reason="no", now=T0)
@@ -206,23 +209,36 @@ def case_in(
     deliver_case(engine, case_id, now=TIMES["enforce"])
     if target is S.ENFORCED:
         return case_id
-    with session_scope(engine) as session:
-        appeals.submit_appeal(
-            session, case_id=case_id, actor="dev", statement="please", now=TIMES["appeal"]
-        )
+    appeal(engine, case_id)
     if target is S.APPEALED:
         return case_id
+    decide(engine, case_id, overturn=False)
+    return case_id
+
+
+def appeal(engine: Engine, case_id: int, *, now: datetime = TIMES["appeal"]) -> None:
+    """The developer appeals the case's enforcement."""
+    from cases.enforcement import appeals
+
+    with session_scope(engine) as session:
+        appeals.submit_appeal(session, case_id=case_id, actor="dev", statement="please", now=now)
+
+
+def decide(
+    engine: Engine, case_id: int, *, overturn: bool, now: datetime = TIMES["decide"]
+) -> None:
+    """lead-bob upholds or overturns the appeal (lifted actions reach the platform later)."""
+    from cases.enforcement import appeals
+
     with session_scope(engine) as session:
         appeals.decide_appeal(
             session,
             case_id=case_id,
             reviewer="lead-bob",
-            overturn=False,
-            reason="stands",
-            adapter=RegistryAdapter(session),
-            now=TIMES["decide"],
+            overturn=overturn,
+            reason="overturned" if overturn else "stands",
+            now=now,
         )
-    return case_id
 
 
 def db_state(engine: Engine, case_id: int) -> dict[str, object]:

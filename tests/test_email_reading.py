@@ -147,7 +147,6 @@ def _enforce(engine: Engine, *, urgent: bool, overturn: bool) -> None:
                 reviewer=REVIEWER,
                 overturn=overturn,
                 reason="the duplicates are deleted" if overturn else "the copies are still live",
-                adapter=RegistryAdapter(session),
                 now=at(64),
             )
 

@@ -10,7 +10,6 @@ from cases.core.enums import ActionStatus, AppStatus, CaseStatus, OutboxStatus, 
 from cases.core.errors import GuardFailed, TransitionNotAllowed
 from cases.core.models import App, OutboxMessage, PlatformAction
 from cases.enforcement import appeals
-from cases.enforcement.platform.registry import RegistryAdapter
 from cases.lifecycle import escalation, history, operations, service, sweeper
 from tests import factories as f
 from tests.factories import T0, days
@@ -77,9 +76,9 @@ def test_deadline_missed_leads_to_revoked_token_then_overturned_appeal(engine: E
             reviewer="lead-bob",
             overturn=True,
             reason="the posting limit is in place",
-            adapter=RegistryAdapter(session),
             now=T0 + days(52),
         )
+    assert sweeper.run_step(engine, "enforce", now=T0 + days(52)).done == [case_id]  # lifted
     with session_scope(engine) as session:
         case = service.get_or_raise(session, case_id=case_id)
         assert (case.status, case.outcome) == (CaseStatus.CLOSED, "overturned")
@@ -150,7 +149,6 @@ def test_enforcement_needs_approval_for_bans_and_appeal_needs_another_lead(engin
             reviewer="lead-ann",
             overturn=False,
             reason="no",
-            adapter=RegistryAdapter(session),
             now=T0 + days(48),
         )
 

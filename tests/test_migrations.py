@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,12 +9,11 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, inspect, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import Engine, inspect
 
 from cases.core.db import Base, make_engine
 from cases.core.migrate import alembic_config, upgrade
-from tests.conftest import _admin_url
+from tests.conftest import fresh_pg_database
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -27,16 +25,10 @@ def empty_engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Eng
         created.dispose()
         return
     request.getfixturevalue("pg_database")  # skips (or fails under CI) without a server
-    admin = create_engine(_admin_url(), isolation_level="AUTOCOMMIT")
-    name = f"caseward_migrate_{uuid.uuid4().hex[:8]}"
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    created = make_engine(make_url(_admin_url()).set(database=name).render_as_string(False))
-    yield created
-    created.dispose()
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    with fresh_pg_database("caseward_migrate") as url:
+        created = make_engine(url)
+        yield created
+        created.dispose()
 
 
 def _differences(engine: Engine) -> list[object]:

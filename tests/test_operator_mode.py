@@ -18,6 +18,7 @@ from cases.core.db import session_scope
 from cases.core.enums import CaseStatus
 from cases.core.errors import ConfigError, GuardFailed, InvalidInput
 from cases.core.identity import claimable
+from cases.core.settings import get_settings
 from cases.lifecycle import briefs, service
 from caseward.cli.main import main
 from flows._tasks import resolve_now
@@ -165,6 +166,18 @@ def test_sendgrid_is_refused_in_simulation(
     setenv(monkeypatch, "CASEWARD_EMAIL__BACKEND", "sendgrid")
     err = refused(capsys, "outbox", "send")
     assert "sendgrid is refused in simulation mode" in err
+
+
+@pytest.mark.parametrize("host", ["http://127.0.0.1:8025", "http://localhost:8025"])
+def test_a_sendgrid_stand_in_on_this_machine_is_allowed_in_simulation(
+    monkeypatch: pytest.MonkeyPatch, host: str
+) -> None:
+    setenv(monkeypatch, "CASEWARD_EMAIL__BACKEND", "sendgrid")
+    setenv(monkeypatch, "CASEWARD_EMAIL__SENDGRID_HOST", host)  # reaches no developer
+    assert get_settings().email.sendgrid_host == host
+    setenv(monkeypatch, "CASEWARD_EMAIL__SENDGRID_HOST", "https://api.sendgrid.com.evil")
+    with pytest.raises(ConfigError, match="refused in simulation mode"):
+        get_settings()
 
 
 # --- identities from the system ------------------------------------------------------------

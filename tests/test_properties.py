@@ -39,7 +39,6 @@ from cases.core.models import (
     PlatformAction,
 )
 from cases.enforcement import appeals
-from cases.enforcement.platform.registry import RegistryAdapter
 from cases.lifecycle import escalation, history, notices, service, sweeper
 from cases.lifecycle.states import TERMINAL, TIMERS
 from tests import factories as f
@@ -150,7 +149,6 @@ class CaseMachine(RuleBasedStateMachine):
                 reviewer=reviewer,
                 overturn=overturn,
                 reason="decided",
-                adapter=RegistryAdapter(s),
                 now=now,
             )
         )

@@ -65,10 +65,15 @@ class TargetType(StrEnum):
 
 
 class ActionStatus(StrEnum):
+    """Where a platform action is (cases/enforcement/execution.py declares the moves)."""
+
     PLANNED = "planned"
-    APPLIED = "applied"
-    REVERSED = "reversed"
-    DECLINED = "declined"  # a lead decided against the enforcement before it ran
+    APPLYING = "applying"  # claimed: the platform is being called (or the caller crashed)
+    APPLIED = "applied"  # the platform applied it
+    REVERSING = "reversing"  # lifted by a decision; the platform is being told
+    REVERSED = "reversed"  # lifted on the platform
+    DECLINED = "declined"  # a lead decided against it before it was applied
+    FAILED = "failed"  # never applied: the platform refused it, or the case closed first
 
 
 class AppealStatus(StrEnum):

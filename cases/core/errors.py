@@ -41,3 +41,12 @@ class GuardFailed(UsageError):
 
 class PlatformError(CasewardError):
     """The platform adapter could not apply or reverse an action."""
+
+
+class PlatformRefused(PlatformError):
+    """The platform answered that it will not apply this action (a 4xx): retrying as it is
+    will not help."""
+
+
+class PlatformUnavailable(PlatformError):
+    """The platform could not be reached or failed (5xx, timeouts) after every retry."""

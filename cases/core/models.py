@@ -192,7 +192,11 @@ class Enforcement(Base):
 
 
 class PlatformAction(Base):
-    """One action on one app or account. The idempotency key makes re-application a no-op."""
+    """One action on one app or account. The idempotency key makes re-application a no-op.
+
+    Claimed (``applying``, ``claimed_at``/``claimed_by``) before the platform is called, its
+    outcome recorded after; ``noticed_at`` is when the developer's notice of it was queued.
+    """
 
     __tablename__ = "platform_actions"
 
@@ -208,8 +212,14 @@ class PlatformAction(Base):
     prior_status: Mapped[str | None] = mapped_column(String(20))
     applied_at: Mapped[datetime | None]
     reversed_at: Mapped[datetime | None]
+    claimed_at: Mapped[datetime | None]
+    claimed_by: Mapped[str | None] = mapped_column(String(200))
+    last_error: Mapped[str | None] = mapped_column(Text)
+    noticed_at: Mapped[datetime | None]
 
     enforcement: Mapped[Enforcement] = relationship(back_populates="actions", lazy="raise")
+
+    __table_args__ = (Index("ix_platform_actions_target", "target_type", "target_id"),)
 
 
 class Appeal(Base):

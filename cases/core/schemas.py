@@ -101,6 +101,8 @@ class ActionRead(BaseModel):
     prior_status: str | None
     applied_at: datetime | None
     reversed_at: datetime | None
+    noticed_at: datetime | None
+    last_error: str | None  # the platform's answer when it did not apply the action
 
 
 class EnforcementRead(BaseModel):

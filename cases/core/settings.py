@@ -12,6 +12,7 @@ from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import (
     AliasChoices,
@@ -300,6 +301,15 @@ class PlatformSettings(Group):
     api_token: SecretStr | None = Field(None, description="Bearer token for the admin API.")
     timeout_seconds: float = Field(10.0, gt=0, description="Admin API request timeout.")
     max_attempts: int = Field(4, ge=1, description="Attempts on 5xx before failing.")
+    backoff_seconds: float = Field(
+        0.5, ge=0, description="First wait between attempts (doubles with each retry)."
+    )
+    claim_lease_seconds: float = Field(
+        300.0,
+        gt=0,
+        description="An action claimed longer ago than this, its answer never recorded, is "
+        "called again (the platform honours its idempotency key).",
+    )
 
 
 EU_MEMBER_STATES = (
@@ -489,10 +499,15 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _mode_rules(self) -> Settings:
         """What simulation mode allows and production refuses, and the other way round."""
-        if self.simulation and self.email.backend == "sendgrid":
+        if (
+            self.simulation
+            and self.email.backend == "sendgrid"
+            and not _loopback(self.email.sendgrid_host)
+        ):
             raise ValueError(
                 "email.backend: sendgrid is refused in simulation mode, so that simulated "
-                "time never e-mails a real developer (use file or console)"
+                "time never e-mails a real developer (use file or console, or a SendGrid "
+                "stand-in on this machine: email.sendgrid_host on 127.0.0.1 or localhost)"
             )
         if not self.simulation and self.now is not None:
             raise ValueError(
@@ -518,6 +533,13 @@ class Settings(BaseSettings):
             env_settings,
             TomlConfigSettingsSource(settings_cls, toml_file=toml_file),
         )
+
+
+def _loopback(url: str) -> bool:
+    """Whether ``url`` names this machine: a SendGrid stand-in (tests, rehearsals) that can
+    reach no developer."""
+    host = (urlsplit(url).hostname or "").lower()
+    return host in {"localhost", "::1"} or host.startswith("127.")
 
 
 @lru_cache(maxsize=1)

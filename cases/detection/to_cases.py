@@ -1,11 +1,13 @@
-"""Findings to cases: open a case per new finding, or attach it to the open case it overlaps.
+"""Findings to cases: open a case per new finding, or attach it to the open cases it overlaps.
 
-A finding whose apps overlap an open case of the same policy is attached to that case (the
-lowest id when several overlap): new apps and accounts join it and its evidence is replaced,
-with an ``evidence_refreshed`` event, but only when something changed, so running detection
-again on the same snapshot writes nothing. Open cases are read with one set-based query
-(their apps, developers, evidence and score), not one query per finding, and new cases are
-written in batches (``service.open_cases``), not one flush each.
+A finding whose apps overlap open cases of the same policy refreshes their evidence (beside
+what leads recorded, with an ``evidence_refreshed`` event, only when something changed, so
+running detection again on the same snapshot writes nothing). Apps and accounts no overlapping
+case holds join the first of them whose outreach has not gone out; when every one has had its
+outreach, they get a case of their own, linked to the first, so they are told and given their
+full deadlines before anything is enforced against them. Open cases are read with one
+set-based query (their status, apps, developers, evidence and score), not one per finding, and
+new cases are written in batches (``service.open_cases``), not one flush each.
 """
 
 from __future__ import annotations
@@ -18,20 +20,23 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from cases.core.enums import FindingAction
-from cases.core.models import Case, case_apps, case_developers
+from cases.core.enums import CaseStatus, FindingAction
+from cases.core.models import App, Case, case_apps, case_developers
 from cases.core.schemas import CaseCreate
 from cases.detection.finding import Finding
 from cases.detection.snapshot import Progress
 from cases.lifecycle import service
-from cases.lifecycle.states import OPEN_STATUSES
+from cases.lifecycle.states import BEFORE_OUTREACH, OPEN_STATUSES
 
 OPEN_BATCH = 1000  # new cases written per ``service.open_cases`` call
 
 
 class _OpenCase:
-    def __init__(self, policy: str, evidence: dict[str, Any], score: float | None) -> None:
+    def __init__(
+        self, policy: str, status: CaseStatus, evidence: dict[str, Any], score: float | None
+    ) -> None:
         self.policy = policy
+        self.status = status
         self.evidence = evidence
         self.score = score
         self.app_ids: set[str] = set()
@@ -41,12 +46,12 @@ class _OpenCase:
 def _open_cases(session: Session) -> dict[int, _OpenCase]:
     open_statuses = [s.value for s in OPEN_STATUSES]
     cases: dict[int, _OpenCase] = {}
-    for case_id, policy, evidence, score in session.execute(
-        select(Case.id, Case.policy, Case.evidence, Case.score).where(
+    for case_id, policy, status, evidence, score in session.execute(
+        select(Case.id, Case.policy, Case.status, Case.evidence, Case.score).where(
             Case.status.in_(open_statuses)
         )
     ):
-        cases[case_id] = _OpenCase(str(policy), dict(evidence or {}), score)
+        cases[case_id] = _OpenCase(str(policy), CaseStatus(status), dict(evidence or {}), score)
     for case_id, app_id in session.execute(
         select(case_apps.c.case_id, case_apps.c.app_id)
         .join(Case, Case.id == case_apps.c.case_id)
@@ -62,11 +67,15 @@ def _open_cases(session: Session) -> dict[int, _OpenCase]:
     return cases
 
 
-def _case_in(finding: Finding) -> CaseCreate:
+def _case_in(
+    finding: Finding,
+    app_ids: Sequence[str] | None = None,
+    developer_ids: Sequence[str] | None = None,
+) -> CaseCreate:
     return CaseCreate(
         policy=finding.policy,
-        app_ids=finding.app_ids,
-        developer_ids=finding.developer_ids,
+        app_ids=list(finding.app_ids if app_ids is None else app_ids),
+        developer_ids=list(finding.developer_ids if developer_ids is None else developer_ids),
         reason=finding.reason,
         severity=finding.severity,
         evidence=finding.evidence,
@@ -87,15 +96,20 @@ class _Sync:
         self, session: Session, open_cases: dict[int, _OpenCase], *, actor: str, now: datetime
     ) -> None:
         self.session, self.actor, self.now = session, actor, now
-        self.open_cases = open_cases
+        self.cases = open_cases
         self.index: dict[tuple[str, str], set[int]] = defaultdict(set)
         for case_id, case in open_cases.items():
-            self.add_to_index(case_id, case)
+            self.remember(case_id, case, (), ())
         self.waiting: list[tuple[int, Finding]] = []  # (position in ``synced``, finding)
         self.waiting_keys: set[tuple[str, str]] = set()
         self.synced: list[Finding] = []
 
-    def add_to_index(self, case_id: int, case: _OpenCase) -> None:
+    def remember(
+        self, case_id: int, case: _OpenCase, app_ids: Sequence[str], developer_ids: Sequence[str]
+    ) -> None:
+        self.cases[case_id] = case
+        case.app_ids.update(app_ids)
+        case.developer_ids.update(developer_ids)
         for app_id in case.app_ids:
             self.index[(case.policy, app_id)].add(case_id)
 
@@ -109,11 +123,10 @@ class _Sync:
             now=self.now,
         )
         for (position, finding), case_id in zip(self.waiting, ids, strict=True):
-            case = _OpenCase(finding.policy.value, finding.evidence, finding.score)
-            case.app_ids.update(finding.app_ids)
-            case.developer_ids.update(finding.developer_ids)
-            self.open_cases[case_id] = case
-            self.add_to_index(case_id, case)
+            case = _OpenCase(
+                finding.policy.value, CaseStatus.OPENED, finding.evidence, finding.score
+            )
+            self.remember(case_id, case, finding.app_ids, finding.developer_ids)
             self.synced[position] = finding.model_copy(
                 update={"case_id": case_id, "action": FindingAction.OPENED}
             )
@@ -125,7 +138,7 @@ class _Sync:
         keys = {(policy, a) for a in finding.app_ids}
         if keys & self.waiting_keys:
             self.open_waiting()
-        overlapping = set().union(*(self.index.get(k, set()) for k in keys))
+        overlapping = sorted(set().union(*(self.index.get(k, set()) for k in keys)))
         if not overlapping:
             self.waiting.append((len(self.synced), finding))
             self.waiting_keys.update(keys)
@@ -133,31 +146,86 @@ class _Sync:
             if len(self.waiting) >= OPEN_BATCH:
                 self.open_waiting()
             return
-        case_id = min(overlapping)
-        current = self.open_cases[case_id]
-        changed = (
-            current.evidence != finding.evidence
-            or current.score != finding.score
-            or not set(finding.app_ids) <= current.app_ids
-            or not set(finding.developer_ids) <= current.developer_ids
+        case_id, action = self.attach(finding, overlapping)
+        self.synced.append(finding.model_copy(update={"case_id": case_id, "action": action}))
+
+    def open_linked(
+        self, finding: Finding, app_ids: Sequence[str], developer_ids: Sequence[str], link: int
+    ) -> int:
+        """A case of their own for apps and accounts found after ``link``'s outreach."""
+        opened = service.open_case(
+            self.session,
+            case_in=_case_in(finding, app_ids, developer_ids),
+            actor=self.actor,
+            now=self.now,
+            linked_case_id=link,
         )
-        if changed:
+        current = _OpenCase(finding.policy.value, opened.status, finding.evidence, finding.score)
+        self.remember(opened.id, current, app_ids, developer_ids)
+        return opened.id
+
+    def newcomers(self, finding: Finding, overlapping: list[int]) -> tuple[list[str], list[str]]:
+        """The finding's apps and accounts no overlapping case holds; a new account's apps
+        come with it, and a new app's owner with the app."""
+        held_apps = set().union(*(self.cases[c].app_ids for c in overlapping))
+        held_devs = set().union(*(self.cases[c].developer_ids for c in overlapping))
+        new_apps = {a for a in finding.app_ids if a not in held_apps}
+        new_devs = set(finding.developer_ids) - held_devs
+        if not new_apps and not new_devs:
+            return [], []
+        owners = {
+            app_id: owner
+            for app_id, owner in self.session.execute(
+                select(App.id, App.developer_id).where(App.id.in_(finding.app_ids))
+            )
+        }
+        if not new_apps:  # accounts only: their own apps of the finding
+            new_apps = {a for a in finding.app_ids if owners.get(a) in new_devs}
+        if not new_apps:
+            return [], []
+        new_devs |= {owners[a] for a in new_apps if a in owners}
+        return sorted(new_apps), sorted(new_devs)
+
+    def attach(self, finding: Finding, overlapping: list[int]) -> tuple[int, FindingAction]:
+        """Refresh the overlapping cases; newcomers join one before its outreach, or get a
+        linked case of their own."""
+        new_apps, new_devs = self.newcomers(finding, overlapping)
+        joins = next((c for c in overlapping if self.cases[c].status in BEFORE_OUTREACH), None)
+        linked = None
+        if new_apps and joins is None:
+            linked = self.open_linked(finding, new_apps, new_devs, link=overlapping[0])
+        refreshed = False
+        for case_id in overlapping:
+            current = self.cases[case_id]
+            joining = (new_apps, new_devs) if case_id == joins else ([], [])
+            link = linked if case_id == overlapping[0] else None
+            evidence = service.refreshed_evidence(current.evidence, finding.evidence)
+            unchanged = evidence == current.evidence and finding.score == current.score
+            if unchanged and not joining[0] and link is None:
+                continue
             service.refresh_evidence(
                 self.session,
                 case_id=case_id,
                 evidence=finding.evidence,
                 score=finding.score,
-                app_ids=finding.app_ids,
-                developer_ids=finding.developer_ids,
+                app_ids=joining[0],
+                developer_ids=joining[1],
                 actor=self.actor,
                 now=self.now,
+                reason=(
+                    f"new evidence from detection; apps and accounts found after its outreach "
+                    f"are in case {link}"
+                    if link is not None
+                    else "new evidence from detection"
+                ),
+                linked_case_id=link,
             )
-            current.evidence, current.score = finding.evidence, finding.score
-            current.app_ids.update(finding.app_ids)
-            current.developer_ids.update(finding.developer_ids)
-            self.add_to_index(case_id, current)
-        action = FindingAction.REFRESHED if changed else FindingAction.UNCHANGED
-        self.synced.append(finding.model_copy(update={"case_id": case_id, "action": action}))
+            current.evidence, current.score = evidence, finding.score
+            self.remember(case_id, current, *joining)
+            refreshed = True
+        if linked is not None:
+            return linked, FindingAction.OPENED
+        return overlapping[0], FindingAction.REFRESHED if refreshed else FindingAction.UNCHANGED
 
 
 def sync_findings(
@@ -170,11 +238,11 @@ def sync_findings(
 ) -> list[Finding]:
     """Store every finding as a case; returns the findings with ``case_id`` and ``action``."""
     report = progress or (lambda _m: None)
+    if not findings:
+        return []
     policies = {f.policy.value for f in findings}
     open_cases = {
-        case_id: case
-        for case_id, case in (_open_cases(session) if findings else {}).items()
-        if case.policy in policies
+        case_id: case for case_id, case in _open_cases(session).items() if case.policy in policies
     }
     sync = _Sync(session, open_cases, actor=actor, now=now)
     for number, finding in enumerate(findings, start=1):

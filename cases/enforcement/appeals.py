@@ -1,6 +1,8 @@
 """Appeals: the developer appeals an enforcement once, within its window; another lead decides.
 
-An overturned decision reverses every applied action and restores access.
+An overturned decision lifts every applied action: each app and account gets back the status
+its other actions in force imply (cases/enforcement/standing.py). An upheld one gives up what
+the platform never applied.
 """
 
 from __future__ import annotations
@@ -15,9 +17,8 @@ from cases.core.clock import readable
 from cases.core.enums import ActionStatus, AppealStatus, CaseOutcome, CaseStatus
 from cases.core.errors import GuardFailed, InvalidInput
 from cases.core.models import Appeal, Case
-from cases.enforcement import planning
-from cases.enforcement.platform.base import PlatformAdapter
-from cases.lifecycle.escalation import enforcement_or_raise
+from cases.enforcement import execution
+from cases.lifecycle.escalation import enforcement_or_raise, lift, require_settled
 from cases.lifecycle.service import get_or_raise
 from cases.lifecycle.states import Op, check_transition
 from cases.lifecycle.write import Change, origin_data, record
@@ -89,7 +90,6 @@ def decide_appeal(
     reviewer: str,
     overturn: bool,
     reason: str,
-    adapter: PlatformAdapter,
     now: datetime,
     origin: Mapping[str, str] | None = None,
 ) -> Case:
@@ -97,7 +97,9 @@ def decide_appeal(
 
     ``origin``: where a decision not typed on the CLI came from (kept on the event).
 
-    The decision is recorded (and the reviewer checked) before any action is reversed.
+    An overturn lifts every applied action at once for Caseward; the platform is told once
+    the caller commits (``sweeper.enforce_batch``, run by the command and by ``advance``),
+    so a failing platform delays the reversal, never the decision.
     """
     case = get_or_raise(session, case_id=case_id, lock=True)
     op = Op.OVERTURN if overturn else Op.UPHOLD
@@ -108,9 +110,10 @@ def decide_appeal(
             f"case {case.id}: {reviewer} approved this enforcement; "
             "another lead must decide the appeal"
         )
+    require_settled(case, decision)
     appeal = session.scalars(select(Appeal).where(Appeal.enforcement_id == decision.id)).one()
     restored = [
-        {"kind": a.kind.value, "target_type": a.target_type.value, "target_id": a.target_id}
+        execution.describe(a)
         for a in decision.actions
         if overturn and a.status is ActionStatus.APPLIED
     ]
@@ -128,7 +131,9 @@ def decide_appeal(
         ),
     )
     if overturn:
-        planning.reverse_all(decision, adapter, now=now)
+        lift(session, case=case, decision=decision, now=now)
+    else:
+        execution.settle_unsent(session, decision.actions)
     appeal.status = AppealStatus.OVERTURNED if overturn else AppealStatus.UPHELD
     appeal.decision_reason, appeal.reviewer, appeal.decided_at = reason, reviewer, now
     return case

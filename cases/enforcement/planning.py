@@ -1,4 +1,5 @@
-"""Enforcement: plan the graduated actions, preview their impact, apply and reverse them."""
+"""Enforcement: plan the graduated actions and preview their impact (applying and reversing
+them: cases/enforcement/execution.py)."""
 
 from __future__ import annotations
 
@@ -9,10 +10,9 @@ from pydantic import BaseModel
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
-from cases.core.enums import ActionKind, ActionStatus, TargetType
+from cases.core.enums import ActionKind, TargetType
 from cases.core.models import App, Case, Enforcement, PlatformAction
 from cases.enforcement.catalog import get_catalog
-from cases.enforcement.platform.base import ActionSpec, PlatformAdapter
 
 
 class ImpactPreview(BaseModel):
@@ -122,36 +122,3 @@ def preview_impact(session: Session, *, case: Case) -> ImpactPreview:
             existing.requires_approval if existing else needs_approval(plan) or case.lead_approval
         ),
     )
-
-
-def _spec(action: PlatformAction) -> ActionSpec:
-    return ActionSpec(action.kind, action.target_type, action.target_id, action.idempotency_key)
-
-
-def apply_all(enforcement: Enforcement, adapter: PlatformAdapter, *, now: datetime) -> None:
-    """Apply every planned action; an action already applied is skipped, never repeated."""
-    for action in enforcement.actions:
-        if action.status != ActionStatus.PLANNED:
-            continue
-        action.prior_status = adapter.apply(_spec(action))
-        action.status = ActionStatus.APPLIED
-        action.applied_at = now
-    enforcement.executed_at = enforcement.executed_at or now
-
-
-def decline_planned(enforcement: Enforcement) -> None:
-    """A lead declined the enforcement: its planned actions will never run."""
-    for action in enforcement.actions:
-        if action.status == ActionStatus.PLANNED:
-            action.status = ActionStatus.DECLINED
-
-
-def reverse_all(enforcement: Enforcement, adapter: PlatformAdapter, *, now: datetime) -> None:
-    """Reverse applied actions, most severe first, restoring each target's prior status."""
-    for action in reversed(enforcement.actions):
-        if action.status != ActionStatus.APPLIED:
-            continue
-        adapter.reverse(_spec(action), action.prior_status or "active")
-        action.status = ActionStatus.REVERSED
-        action.reversed_at = now
-    enforcement.reversed_at = enforcement.reversed_at or now

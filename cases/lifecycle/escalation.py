@@ -3,6 +3,13 @@
 No enforcement without recorded evidence, a change request delivered to the developer and a
 passed deadline, unless a lead approves an urgent enforcement with a reason. Bans and account
 suspensions wait for a lead's approval (``approval_required`` in the catalogue).
+
+Applying is recorded action by action (cases/enforcement/execution.py). The first actions
+the platform applies enforce the case and are noticed to the developer, whatever happens to
+the rest, so what is in force is always appealable; actions the platform applies later get a
+notice of their own (``actions_applied``). A decision that ends the enforcement (a decline, an
+overturned appeal) lifts what was applied at once for Caseward, and the platform is told
+after it commits; no decision is taken while an action's answer is not recorded yet.
 """
 
 from __future__ import annotations
@@ -14,11 +21,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cases.core.clock import readable
-from cases.core.enums import CaseOutcome, CaseStatus
-from cases.core.errors import GuardFailed
+from cases.core.enums import ActionStatus, CaseOutcome, CaseStatus
+from cases.core.errors import GuardFailed, PlatformError
 from cases.core.models import Case, CaseEvent, Enforcement
 from cases.core.settings import get_settings
-from cases.enforcement import planning
+from cases.enforcement import execution, planning
+from cases.enforcement.execution import Claim
 from cases.enforcement.platform.base import PlatformAdapter
 from cases.lifecycle.operations import latest_change_request
 from cases.lifecycle.service import get_or_raise
@@ -153,6 +161,29 @@ def awaiting_approval(session: Session, *, case_id: int) -> bool:
     )
 
 
+def require_settled(case: Case, decision: Enforcement) -> None:
+    """Refuse a decision while the platform's answer to an action is not recorded."""
+    for action in decision.actions:
+        if action.status is ActionStatus.APPLYING:
+            raise GuardFailed(
+                f"case {case.id}: the platform's answer to {action.kind.value} on "
+                f"{action.target_type.value} {action.target_id} is not recorded yet; "
+                "run caseward advance, then decide"
+            )
+
+
+def lift(
+    session: Session, *, case: Case, decision: Enforcement, now: datetime
+) -> list[dict[str, str]]:
+    """End the enforcement: what the platform applied is lifted (told to the platform after
+    the caller commits), the rest never runs; returns the actions lifted."""
+    require_settled(case, decision)
+    lifted = execution.lift(session, decision.actions, unapplied=ActionStatus.DECLINED)
+    if lifted:
+        decision.reversed_at = decision.reversed_at or now
+    return [execution.describe(a) for a in lifted]
+
+
 def decline_enforcement(
     session: Session,
     *,
@@ -162,7 +193,8 @@ def decline_enforcement(
     now: datetime,
     origin: Mapping[str, str] | None = None,
 ) -> Case:
-    """A lead decides against a planned enforcement before it runs: nothing is applied."""
+    """A lead decides against a planned enforcement: whatever the platform already applied
+    (a run that stopped half-way) is lifted, the rest never runs."""
     case = get_or_raise(session, case_id=case_id, lock=True)
     return _decline_enforcement(
         session, case=case, actor=actor, reason=reason, now=now, origin=origin
@@ -179,6 +211,9 @@ def _decline_enforcement(
     origin: Mapping[str, str] | None = None,
 ) -> Case:
     """:func:`decline_enforcement` on a case the caller has locked (bulk decisions)."""
+    decision = enforcement_or_raise(session, case)
+    require_settled(case, decision)
+    applied = [execution.describe(a) for a in decision.actions if a.status is ActionStatus.APPLIED]
     record(
         session,
         case=case,
@@ -188,42 +223,77 @@ def _decline_enforcement(
             reason=reason,
             now=now,
             fields={"outcome": CaseOutcome.DECLINED},
-            data=origin_data(origin),
-            email_context={"decision_reason": reason},
+            data={"reversed": applied, **origin_data(origin)},
+            email_context={"decision_reason": reason, "actions": applied},
         ),
     )
-    planning.decline_planned(enforcement_or_raise(session, case))
+    lift(session, case=case, decision=decision, now=now)
     return case
 
 
-def enforce(session: Session, *, case_id: int, adapter: PlatformAdapter, now: datetime) -> Case:
-    """Apply the planned actions and send the notice; every fairness guard is checked here."""
-    case = get_or_raise(session, case_id=case_id, lock=True)
-    return _enforce(session, case=case, adapter=adapter, now=now)
-
-
-def _enforce(session: Session, *, case: Case, adapter: PlatformAdapter, now: datetime) -> Case:
-    """:func:`enforce` on a case the caller has locked (the sweeper)."""
+def _check_enforceable(
+    session: Session, *, case: Case, decision: Enforcement, now: datetime
+) -> None:
+    """The fairness guards of a first enforcement: evidence, approval, notice and deadline."""
     check_transition(Op.ENFORCE, case.status)
     _require_evidence(case)
-    decision = enforcement_or_raise(session, case)
     if decision.requires_approval and not decision.approved_by:
         raise GuardFailed(
             f"case {case.id}: {', '.join(sorted({a.kind.value for a in decision.actions}))} "
             "needs a lead's approval (caseward cases approve-enforcement)"
         )
-    request = latest_change_request(session, case_id=case.id)
     if not decision.urgent:
+        request = latest_change_request(session, case_id=case.id)
         if request is None or request.notified_at is None:
             raise GuardFailed(f"case {case.id}: no change request was delivered to the developer")
         if request.due_at is None or request.due_at > now:
             raise GuardFailed(f"case {case.id}: the change deadline has not passed")
-    planning.apply_all(decision, adapter, now=now)
-    actions = [
-        {"kind": a.kind.value, "target_type": a.target_type.value, "target_id": a.target_id}
+
+
+def claim_actions(
+    session: Session, *, case: Case, worker: str, now: datetime, lease_seconds: float
+) -> list[Claim]:
+    """Claim what a locked case's enforcement needs from the platform, the guards first.
+
+    A due case's planned actions; an enforced case's actions not applied yet (retried until
+    the platform applies them; a refusal then fails them for good); under appeal, only the
+    claims whose answer was lost; in any status, the actions a decision lifted. The caller
+    commits before calling the platform.
+    """
+    decision = enforcement_or_raise(session, case)
+    if case.status is CaseStatus.ENFORCEMENT_DUE:
+        _check_enforceable(session, case=case, decision=decision, now=now)
+    return execution.claim(
+        session,
+        decision.actions,
+        case_id=case.id,
+        worker=worker,
+        now=now,
+        lease_seconds=lease_seconds,
+        planned=case.status in (CaseStatus.ENFORCEMENT_DUE, CaseStatus.ENFORCED),
+        final=case.status is not CaseStatus.ENFORCEMENT_DUE,
+    )
+
+
+def notify_applied(session: Session, *, case: Case, now: datetime) -> bool:
+    """Notice the developer of the actions applied since the last notice, once no answer is
+    outstanding; the first notice enforces the case. Returns whether a notice was queued."""
+    if case.status not in (CaseStatus.ENFORCEMENT_DUE, CaseStatus.ENFORCED, CaseStatus.APPEALED):
+        return False
+    decision = enforcement_or_raise(session, case)
+    if any(a.status is ActionStatus.APPLYING for a in decision.actions):
+        return False
+    fresh = [a for a in decision.actions if a.status is ActionStatus.APPLIED and not a.noticed_at]
+    first = case.status is CaseStatus.ENFORCEMENT_DUE
+    if not fresh and (decision.actions or not first):
+        return False
+    actions = [execution.describe(a) for a in fresh]
+    pending = [
+        execution.describe(a) | {"error": a.last_error or ""}
         for a in decision.actions
+        if a.status is ActionStatus.PLANNED
     ]
-    notices = tuple(dict.fromkeys(ENFORCEMENT_NOTICES[a.kind] for a in decision.actions))
+    request = latest_change_request(session, case_id=case.id)
     reasons = notice_context(
         session, case=case, enforcement=decision, settings=get_settings(), now=now
     )
@@ -231,12 +301,14 @@ def _enforce(session: Session, *, case: Case, adapter: PlatformAdapter, now: dat
         session,
         case=case,
         change=Change(
-            op=Op.ENFORCE,
-            actor=decision.approved_by or SYSTEM,
-            reason=decision.reason,
+            op=Op.ENFORCE if first else Op.ACTIONS_APPLIED,
+            actor=(decision.approved_by or SYSTEM) if first else SYSTEM,
+            reason=decision.reason
+            if first
+            else f"the platform applied {len(fresh)} more action(s)",
             now=now,
-            data={"actions": actions},
-            emails=notices,
+            data={"actions": actions, "not_applied": pending},
+            emails=tuple(dict.fromkeys(ENFORCEMENT_NOTICES[a.kind] for a in fresh)),
             email_context={
                 "actions": actions,
                 "reason": decision.reason,
@@ -246,6 +318,60 @@ def _enforce(session: Session, *, case: Case, adapter: PlatformAdapter, now: dat
                 "approval_reason": _approval_reason(session, case, decision),
                 "statement_of_reasons": reasons,
             },
+        ),
+    )
+    for action in fresh:
+        action.noticed_at = now
+    decision.executed_at = decision.executed_at or now
+    return True
+
+
+def enforce(session: Session, *, case_id: int, adapter: PlatformAdapter, now: datetime) -> Case:
+    """Apply a due enforcement and notice it, in the caller's one unit of work.
+
+    For the embedded registry (and tests): the sweeper instead commits each claim before
+    calling the platform and records each answer on its own (``sweeper.enforce_batch``).
+    Nothing applied at all raises :class:`PlatformError` with the platform's answers.
+    """
+    case = get_or_raise(session, case_id=case_id, lock=True)
+    check_transition(Op.ENFORCE, case.status)
+    claims = claim_actions(
+        session,
+        case=case,
+        worker=execution.worker_id(),
+        now=now,
+        lease_seconds=get_settings().platform.claim_lease_seconds,
+    )
+    outcomes = [execution.call(adapter, claimed) for claimed in claims]
+    for outcome in outcomes:
+        execution.record(session, outcome, now=now)
+    if not notify_applied(session, case=case, now=now):
+        errors = [o.error for o in outcomes if o.error]
+        raise PlatformError(f"case {case.id}: nothing was applied ({'; '.join(errors)})")
+    return case
+
+
+def close_unappealed(session: Session, *, case_id: int, now: datetime) -> Case:
+    """The appeal window ended without an appeal: the case closes, enforced."""
+    return _close_unappealed(
+        session, case=get_or_raise(session, case_id=case_id, lock=True), now=now
+    )
+
+
+def _close_unappealed(session: Session, *, case: Case, now: datetime) -> Case:
+    """:func:`close_unappealed` on a case the caller has locked (the sweeper)."""
+    decision = enforcement_or_raise(session, case)
+    require_settled(case, decision)
+    execution.settle_unsent(session, decision.actions)
+    record(
+        session,
+        case=case,
+        change=Change(
+            op=Op.CLOSE,
+            actor=SYSTEM,
+            reason="the appeal window ended without an appeal",
+            now=now,
+            fields={"outcome": CaseOutcome.ENFORCED},
         ),
     )
     return case
@@ -263,26 +389,3 @@ def _approval_reason(session: Session, case: Case, decision: Enforcement) -> str
         .limit(1)
     )
     return session.scalar(query)
-
-
-def close_unappealed(session: Session, *, case_id: int, now: datetime) -> Case:
-    """The appeal window ended without an appeal: the case closes, enforced."""
-    return _close_unappealed(
-        session, case=get_or_raise(session, case_id=case_id, lock=True), now=now
-    )
-
-
-def _close_unappealed(session: Session, *, case: Case, now: datetime) -> Case:
-    """:func:`close_unappealed` on a case the caller has locked (the sweeper)."""
-    record(
-        session,
-        case=case,
-        change=Change(
-            op=Op.CLOSE,
-            actor=SYSTEM,
-            reason="the appeal window ended without an appeal",
-            now=now,
-            fields={"outcome": CaseOutcome.ENFORCED},
-        ),
-    )
-    return case

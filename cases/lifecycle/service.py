@@ -14,11 +14,11 @@ from sqlalchemy import Select, insert, select
 from sqlalchemy.orm import Session, selectinload
 
 from cases.core.enums import CaseStatus, Severity
-from cases.core.errors import NotFound
+from cases.core.errors import GuardFailed, NotFound
 from cases.core.models import App, Case, CaseEvent, Developer, case_apps, case_developers
 from cases.core.schemas import CaseCreate, CaseRead
 from cases.lifecycle import history
-from cases.lifecycle.states import Op
+from cases.lifecycle.states import BEFORE_OUTREACH, Op
 from cases.lifecycle.write import Change, event_data, record
 
 ID_CHUNK = 5000  # ids per IN (...) list: far below every database's bound-parameter limit
@@ -116,6 +116,20 @@ def _require_subjects(session: Session, *, app_ids: set[str], developer_ids: set
     _refuse_unknown(missing_apps=app_ids - found_apps, missing_devs=developer_ids - found_devs)
 
 
+# Evidence only leads write (``cases add-evidence``): detection never replaces it.
+LEAD_EVIDENCE = ("notes",)
+
+
+def refreshed_evidence(current: dict[str, Any], found: dict[str, Any]) -> dict[str, Any]:
+    """A finding's evidence, with what leads recorded on the case kept beside it."""
+    return {**found, **{key: current[key] for key in LEAD_EVIDENCE if key in current}}
+
+
+def _link(linked_case_id: int | None) -> dict[str, int]:
+    """Event data naming the case a case was split from (or split into)."""
+    return {} if linked_case_id is None else {"linked_case_id": linked_case_id}
+
+
 def _case_columns(case_in: CaseCreate, actor: str, now: datetime) -> dict[str, Any]:
     """What a new case is created with, before its first event applies the rest."""
     return {
@@ -129,8 +143,11 @@ def _case_columns(case_in: CaseCreate, actor: str, now: datetime) -> dict[str, A
     }
 
 
-def _opening(case_in: CaseCreate, actor: str, now: datetime) -> Change:
-    """The first event of a case: every projected field, and its apps and developers."""
+def _opening(
+    case_in: CaseCreate, actor: str, now: datetime, linked_case_id: int | None = None
+) -> Change:
+    """The first event of a case: every projected field, its apps and developers, and the
+    case it was split from, if any."""
     return Change(
         op=Op.OPEN,
         actor=actor,
@@ -152,14 +169,26 @@ def _opening(case_in: CaseCreate, actor: str, now: datetime) -> Change:
             "change_days": None,
             "lead_approval": False,
         },
-        data={"app_ids": case_in.app_ids, "developer_ids": case_in.developer_ids},
+        data={
+            "app_ids": case_in.app_ids,
+            "developer_ids": case_in.developer_ids,
+            **_link(linked_case_id),
+        },
     )
 
 
-def open_case(session: Session, *, case_in: CaseCreate, actor: str, now: datetime) -> Case:
+def open_case(
+    session: Session,
+    *,
+    case_in: CaseCreate,
+    actor: str,
+    now: datetime,
+    linked_case_id: int | None = None,
+) -> Case:
     """Open a case on existing apps and developers; its first event records everything.
 
-    Flushed, so the returned case has its id.
+    ``linked_case_id`` names the case whose finding these apps and accounts were found with
+    after its outreach. Flushed, so the returned case has its id.
     """
     apps, developers = _load_subjects(
         session, app_ids=case_in.app_ids, developer_ids=case_in.developer_ids
@@ -168,7 +197,7 @@ def open_case(session: Session, *, case_in: CaseCreate, actor: str, now: datetim
         **_case_columns(case_in, actor, now), apps=apps, developers=developers, event_count=0
     )
     session.add(case)
-    record(session, case=case, change=_opening(case_in, actor, now))
+    record(session, case=case, change=_opening(case_in, actor, now, linked_case_id))
     session.flush()
     return case
 
@@ -238,11 +267,19 @@ def refresh_evidence(
     actor: str,
     now: datetime,
     reason: str = "new evidence from detection",
+    linked_case_id: int | None = None,
 ) -> Case:
-    """Attach a newer finding to an open case: new subjects join, the evidence is replaced."""
+    """Attach a newer finding to an open case: its evidence is refreshed beside what leads
+    recorded, and new apps and accounts join it, but only before its outreach: a developer
+    is only ever enforced against after their own notices and deadlines."""
     case = get_or_raise(session, case_id=case_id, lock=True)
     new_apps = sorted(set(app_ids) - {a.id for a in case.apps})
     new_devs = sorted(set(developer_ids) - {d.id for d in case.developers})
+    if (new_apps or new_devs) and case.status not in BEFORE_OUTREACH:
+        raise GuardFailed(
+            f"case {case.id} is {case.status.value}: apps and accounts cannot join it after "
+            "its outreach; open a case of their own"
+        )
     apps, developers = _load_subjects(session, app_ids=new_apps, developer_ids=new_devs)
     case.apps.extend(apps)
     case.developers.extend(developers)
@@ -254,8 +291,12 @@ def refresh_evidence(
             actor=actor,
             reason=reason,
             now=now,
-            fields={"evidence": evidence, "score": score},
-            data={"added_app_ids": new_apps, "added_developer_ids": new_devs},
+            fields={"evidence": refreshed_evidence(case.evidence, evidence), "score": score},
+            data={
+                "added_app_ids": new_apps,
+                "added_developer_ids": new_devs,
+                **_link(linked_case_id),
+            },
         ),
     )
     return case

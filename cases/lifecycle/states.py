@@ -45,6 +45,7 @@ class Op(StrEnum):
     EXTEND = "extend"
     ACKNOWLEDGE = "acknowledge"
     APPROVE_ENFORCEMENT = "approve_enforcement"
+    ACTIONS_APPLIED = "actions_applied"
     ASSIGN = "assign"
 
 
@@ -53,6 +54,9 @@ S = CaseStatus
 ACTIVE_BEFORE_ENFORCEMENT = frozenset(
     {S.CONFIRMED, S.OUTREACH_SENT, S.CHANGES_REQUESTED, S.COMPLIANCE_REPORTED}
 )
+# Before its outreach, apps and accounts found later may join a case (they are told with
+# everyone else); afterwards they get a case of their own, with its own notices and deadlines.
+BEFORE_OUTREACH = frozenset({S.OPENED, S.CONFIRMED})
 
 
 @dataclass(frozen=True)
@@ -147,6 +151,8 @@ EVENTS: dict[Op, EventSpec] = {
     ),
     Op.ACKNOWLEDGE: EventSpec(frozenset({S.OUTREACH_SENT, S.CHANGES_REQUESTED})),
     Op.APPROVE_ENFORCEMENT: EventSpec(frozenset({S.ENFORCEMENT_DUE}), lead_only=True),
+    # the platform applied actions after the enforcement's first notice: their own notice
+    Op.ACTIONS_APPLIED: EventSpec(frozenset({S.ENFORCED, S.APPEALED})),
     Op.ASSIGN: EventSpec(OPEN_STATUSES, lead_only=True),
 }
 
@@ -204,6 +210,7 @@ OP_WORDS: dict[Op, str] = {
     Op.ACKNOWLEDGE: "acknowledge the request on",
     Op.APPROVE_ENFORCEMENT: "approve the enforcement of",
     Op.ASSIGN: "assign",
+    Op.ACTIONS_APPLIED: "record more applied actions on",
 }
 
 

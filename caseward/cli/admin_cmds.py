@@ -13,7 +13,7 @@ from rich.text import Text
 from sqlalchemy import func, select
 
 from cases.core.db import get_engine, unit_of_work
-from cases.core.migrate import upgrade
+from cases.core.migrate import backup_before_upgrade, upgrade
 from cases.core.models import Case
 from cases.core.settings import Settings, env_name, get_settings, masked
 from cases.email.delivery import deliver_pending
@@ -65,10 +65,14 @@ def config_lines(settings: Settings) -> str:
 
 
 def init() -> None:
-    """Create the database, or migrate it to the current schema."""
+    """Create the database, or migrate it to the current schema. An SQLite database holding
+    data is first copied aside (next to it, named after its revision)."""
     engine = get_engine()
-    before, after = upgrade(engine)
     url = engine.url.render_as_string(hide_password=True)
+    copy = backup_before_upgrade(engine)
+    if copy is not None:
+        err.print(f"copied {url} to {copy} before migrating it")
+    before, after = upgrade(engine)
     if before == after:
         err.print(f"database {url} is up to date ({after})")
     else:

@@ -10,9 +10,8 @@ from cases.core.db import unit_of_work
 from cases.core.errors import InvalidInput
 from cases.core.settings import get_settings
 from cases.enforcement import appeals
-from cases.enforcement.platform import get_adapter
 from cases.lifecycle import service
-from caseward.cli.case_cmds import CaseId, Json, Reason, resume_waiting_flow
+from caseward.cli.case_cmds import CaseId, Json, Reason, resume_waiting_flow, tell_platform
 from caseward.cli.common import STATE, emit
 
 appeal_app = typer.Typer(help="Appeals of enforcement decisions.", no_args_is_help=True)
@@ -73,11 +72,11 @@ def decide(
             reviewer=STATE.who(),
             overturn=overturn,
             reason=reason,
-            adapter=get_adapter(session, get_settings()),
             now=STATE.now(),
         )
         read = service.to_read(case)
     emit(read, as_json, lambda: f"case {read.id}: {read.status} ({read.outcome})")
+    tell_platform(case_id)
     resume_waiting_flow(case_id, "review-appeal", "overturn" if overturn else "uphold", reason)
 
 

@@ -9,17 +9,17 @@ from typing import Annotated, Any, Literal
 
 import typer
 
-from cases.core.db import unit_of_work
+from cases.core.db import get_engine, unit_of_work
 from cases.core.enums import CaseStatus, Policy, Severity
 from cases.core.errors import InvalidInput
 from cases.core.models import Case
 from cases.core.schemas import CaseCreate
 from cases.email import recovery
 from cases.enforcement import planning
-from cases.lifecycle import escalation, notices, operations, queries, service
+from cases.lifecycle import escalation, notices, operations, queries, service, sweeper
 from caseward.cli import case_views
 from caseward.cli.bulk import accepts_filters
-from caseward.cli.common import MAX_INT, STATE, emit, fmt_time, out
+from caseward.cli.common import MAX_INT, STATE, emit, err, fmt_time, out
 from caseward.cli.selection import (
     AllFilter,
     CaseFilter,
@@ -410,18 +410,28 @@ def _what_happens_next(planned: planning.ImpactPreview) -> str:
     )
 
 
+def tell_platform(case_id: int) -> None:
+    """Once a decision that lifts actions has committed, ask the platform to lift them; if it
+    cannot be reached, the next ``caseward advance`` asks again (the decision stands)."""
+    report = sweeper.lift_now(get_engine(), case_id=case_id, now=STATE.now())
+    for why in report.failed.values():
+        err.print(f"the platform was not told yet ({why}); caseward advance will try again")
+
+
 @cases_app.command("decline-enforcement")
 @accepts_filters(
     "decline-enforcement",
     after=lambda ids, d: _resume_each(ids, "approve-enforcement", "decline", d.reason),
 )
 def decline_enforcement(case_id: CaseId, reason: Reason, as_json: Json = False) -> None:
-    """Decide against a planned enforcement before it runs; the case is resolved."""
+    """Decide against a planned enforcement; the case is resolved and anything the platform
+    already applied is lifted."""
     with unit_of_work() as session:
         case = escalation.decline_enforcement(
             session, case_id=case_id, actor=STATE.who(), reason=reason, now=STATE.now()
         )
         _done(case, as_json)
+    tell_platform(case_id)
     resume_waiting_flow(case_id, "approve-enforcement", "decline", reason)
 
 

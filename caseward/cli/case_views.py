@@ -322,6 +322,7 @@ def case_detail(detail: CaseDetail, now: datetime) -> RenderableType:
                 f"  {a.kind} {a.target_type} {a.target_id}: {a.status}"
                 + (f" {fmt_time(a.applied_at)}" if a.applied_at else "")
                 + (f", reversed {fmt_time(a.reversed_at)}" if a.reversed_at else "")
+                + (f" (the platform said: {a.last_error})" if a.last_error else "")
             )
             for a in planned.actions
         ]

@@ -28,6 +28,7 @@ from caseward.cli import (
     apps_cmds,
     case_cmds,
     developer_cmds,
+    doctor_cmds,
     queue_cmds,
 )
 from caseward.cli.common import STATE
@@ -77,7 +78,15 @@ def _root(
     STATE.check()
 
 
-for module in (admin_cmds, case_cmds, appeal_cmds, apps_cmds, developer_cmds, queue_cmds):
+for module in (
+    admin_cmds,
+    case_cmds,
+    appeal_cmds,
+    apps_cmds,
+    developer_cmds,
+    doctor_cmds,
+    queue_cmds,
+):
     module.register(app)
 
 

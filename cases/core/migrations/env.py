@@ -6,6 +6,7 @@ from alembic import context
 
 import cases.core.models  # noqa: F401  (registers every table)
 from cases.core.db import Base, get_engine
+from cases.core.migrate import check_foreign_keys, foreign_keys_off
 
 config = context.config
 connection = config.attributes.get("connection")
@@ -22,9 +23,10 @@ def _run(conn: object) -> None:
         context.run_migrations()
 
 
-if connection is not None:
+if connection is not None:  # cases.core.migrate.upgrade: its transaction, foreign keys off
     _run(connection)
-else:
-    with get_engine(config.get_main_option("sqlalchemy.url")).connect() as conn:
+else:  # the alembic command itself
+    engine = get_engine(config.get_main_option("sqlalchemy.url"))
+    with engine.connect() as conn, foreign_keys_off(conn), conn.begin():
         _run(conn)
-        conn.commit()
+        check_foreign_keys(conn)

@@ -28,12 +28,17 @@ class ActionSpec:
 
 
 class PlatformAdapter(Protocol):
-    """Applies and reverses actions. Both are idempotent; both return the prior status."""
+    """Applies and reverses actions; both are idempotent (the action's key).
+
+    Raise :class:`~cases.core.errors.PlatformRefused` when the platform will not do it and
+    :class:`~cases.core.errors.PlatformUnavailable` when it could not be asked.
+    """
 
     def apply(self, action: ActionSpec) -> str:
-        """Apply ``action``; returns the target's status before it (to restore on reversal)."""
+        """Apply ``action``; returns the target's status before it."""
         ...
 
-    def reverse(self, action: ActionSpec, prior_status: str) -> None:
-        """Undo ``action``, restoring ``prior_status`` if the action's effect is still in place."""
+    def reverse(self, action: ActionSpec, restore_status: str) -> None:
+        """Lift ``action``: the target's status becomes ``restore_status``, what the actions
+        still in force imply (cases/enforcement/standing.py)."""
         ...

@@ -6,7 +6,7 @@ errors are retried with exponential backoff; 4xx fail at once.
 
 Endpoints: ``POST {api_url}/actions`` with ``{"action", "target_type", "target_id"}``,
 answered with ``{"prior_status": ...}``; ``POST {api_url}/actions/reverse`` with the same
-body plus ``"restore_status"``.
+body plus ``"restore_status"``, the status the actions still in force imply.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 from sqlalchemy.orm import Session
 
-from cases.core.errors import PlatformError
+from cases.core.errors import PlatformError, PlatformRefused, PlatformUnavailable
 from cases.core.settings import PlatformSettings
 from cases.enforcement.platform.base import ActionSpec
 
@@ -50,6 +50,7 @@ class HttpAdapter:
             token=token,
             timeout=settings.timeout_seconds,
             max_attempts=settings.max_attempts,
+            backoff_seconds=settings.backoff_seconds,
         )
 
     def _post(self, path: str, action: ActionSpec, body: dict[str, Any]) -> dict[str, Any]:
@@ -72,13 +73,13 @@ class HttpAdapter:
                 last_error = f"HTTP {response.status_code}"
                 continue
             if response.status_code >= 400:
-                raise PlatformError(
+                raise PlatformRefused(
                     f"platform refused {action.kind.value} on {action.target_type} "
                     f"{action.target_id}: HTTP {response.status_code} {response.text[:200]}"
                 )
             result: dict[str, Any] = response.json() if response.content else {}
             return result
-        raise PlatformError(
+        raise PlatformUnavailable(
             f"platform unavailable for {action.kind.value} on {action.target_type} "
             f"{action.target_id} after {self.max_attempts} attempts ({last_error})"
         )
@@ -86,5 +87,5 @@ class HttpAdapter:
     def apply(self, action: ActionSpec) -> str:
         return str(self._post("/actions", action, {}).get("prior_status", "active"))
 
-    def reverse(self, action: ActionSpec, prior_status: str) -> None:
-        self._post("/actions/reverse", action, {"restore_status": prior_status})
+    def reverse(self, action: ActionSpec, restore_status: str) -> None:
+        self._post("/actions/reverse", action, {"restore_status": restore_status})

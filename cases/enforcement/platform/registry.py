@@ -1,17 +1,18 @@
-"""The embedded default: enforcement writes Caseward's own registry tables."""
+"""The embedded default: Caseward's own registry tables are the platform."""
 
 from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
-from cases.core.enums import AppStatus, TargetType
+from cases.core.enums import AccountStatus, AppStatus, TargetType
 from cases.core.errors import NotFound
 from cases.core.models import App, Developer
-from cases.enforcement.platform.base import APP_SEVERITY, EFFECT, ActionSpec
+from cases.enforcement.platform.base import EFFECT, ActionSpec
+from cases.enforcement.standing import SEVERITY
 
 
 class RegistryAdapter:
-    """Sets app and account status in the caller's transaction; never downgrades a status."""
+    """Sets app and account status in the caller's transaction; an action never lowers one."""
 
     def __init__(self, session: Session) -> None:
         self.session = session
@@ -26,18 +27,18 @@ class RegistryAdapter:
             raise NotFound(f"no {action.target_type} with id {action.target_id}")
         return target
 
+    def _set(self, target: App | Developer, status: str) -> None:
+        if isinstance(target, App):
+            target.status = AppStatus(status)
+        else:
+            target.status = AccountStatus(status)
+
     def apply(self, action: ActionSpec) -> str:
         target = self._target(action)
         prior = str(target.status)
-        effect = EFFECT[action.kind]
-        if isinstance(target, App) and APP_SEVERITY.index(AppStatus(prior)) >= APP_SEVERITY.index(
-            AppStatus(effect)
-        ):
-            return prior  # already at least this severe: nothing to do
-        target.status = effect  # type: ignore[assignment]
+        order = SEVERITY[action.target_type]
+        self._set(target, max(prior, str(EFFECT[action.kind]), key=order.index))
         return prior
 
-    def reverse(self, action: ActionSpec, prior_status: str) -> None:
-        target = self._target(action)
-        if str(target.status) == EFFECT[action.kind]:
-            target.status = prior_status  # type: ignore[assignment]
+    def reverse(self, action: ActionSpec, restore_status: str) -> None:
+        self._set(self._target(action), restore_status)
