@@ -47,6 +47,7 @@ ROOT = Path(__file__).resolve().parent.parent
 FIGURES = ROOT / ".caseward" / "fault-injection"  # each run's figures, by backend (JSON)
 T0 = datetime(2027, 1, 4, 9, 0, tzinfo=UTC)
 TICK = timedelta(hours=8)
+KILLS_IN_A_ROW = 3  # at most this many runs of one command are killed one after another
 S = CaseStatus
 
 # deadlines short enough that a few simulated weeks hold every step, appeals included
@@ -324,6 +325,7 @@ class Runner:
     def __init__(self, zygote: Zygote, rng: random.Random, figures: Figures) -> None:
         self.zygote, self.rng, self.figures = zygote, rng, figures
         self.usual: dict[str, float] = {}  # seconds a complete run of each command takes
+        self.kills_in_a_row: Counter[str] = Counter()
 
     def run(self, commands: list[list[str]], env: dict[str, str], kill: float) -> list[Run]:
         """Run ``commands`` at once; each is killed with probability ``kill``."""
@@ -344,6 +346,8 @@ class Runner:
             usual = self.usual.get(argv[0], 0.4)
             # early moments are likelier: a run's usual time is often far longer than this one
             at = usual * self.rng.random() ** 2 if self.rng.random() < kill else None
+            if self.kills_in_a_row[argv[0]] >= KILLS_IN_A_ROW:
+                at = None  # every command completes now and then, so the scenario reaches each step
             pending[pid] = (argv, log, at)
         runs = []
         while pending:
@@ -358,6 +362,7 @@ class Runner:
                     continue
                 del pending[pid]
                 killed = sig == signal.SIGKILL
+                self.kills_in_a_row[argv[0]] = self.kills_in_a_row[argv[0]] + 1 if killed else 0
                 if killed:
                     self.figures.kills[argv[0]] += 1
                 elif sig is None:

@@ -19,7 +19,6 @@ from cases.core.migrate import alembic_config
 from cases.core.models import Case, CaseEvent, Developer, OutboxMessage, case_developers
 from cases.core.schemas import CaseCreate
 from cases.enforcement import appeals, strikes
-from cases.enforcement.platform.registry import RegistryAdapter
 from cases.lifecycle import escalation, history, operations, service
 from caseward.cli.main import main
 from tests import factories as f
@@ -179,7 +178,6 @@ def test_an_overturned_appeal_removes_its_strike(engine: Engine) -> None:
             reviewer="lead-bob",
             overturn=True,
             reason="the reports were coordinated",
-            adapter=RegistryAdapter(session),
             now=TIMES["decide"],
         )
     with session_scope(engine) as session:

@@ -18,7 +18,6 @@ from cases.core.enums import Policy, Severity
 from cases.core.models import App, Developer, StatementSubmission
 from cases.core.settings import get_settings
 from cases.enforcement import appeals
-from cases.enforcement.platform.registry import RegistryAdapter
 from cases.statements.automation import Automation, decision_automation, is_automated
 from cases.statements.catalog import CatalogError, get_catalog
 from cases.statements.export import ExportReport, export
@@ -162,7 +161,6 @@ def test_overturned_decisions_are_reported_as_reversed(engine: Engine) -> None:
             reviewer="lead-bob",
             overturn=True,
             reason="changes verified",
-            adapter=RegistryAdapter(session),
             now=f.TIMES["decide"],
         )
     statements, report = exported(engine)
