@@ -15,11 +15,14 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
 from cases.core.db import unit_of_work
+from cases.core.enums import FindingAction
 from cases.core.settings import get_settings
 from cases.detection.run import run_detection
 from cases.lifecycle.write import DETECTOR
 from flows._relay import relay_case_events
 from flows._tasks import instant, resolve_now, run_name
+
+ACTIONS = [a.value for a in FindingAction]  # what a finding did to its case: opened, ...
 
 
 @task(task_run_name="detect-{snapshot}", cache_policy=NO_CACHE)
@@ -56,7 +59,7 @@ def publish_summary(findings: list[dict[str, Any]], snapshot: str, now: str) -> 
     rows = [
         {
             "policy": p,
-            **{a: per[(p, a)] for a in ("opened", "refreshed", "unchanged")},
+            **{a: per[(p, a)] for a in ACTIONS},
             "apps": sum(len(f["app_ids"]) for f in findings if f["policy"] == p),
         }
         for p in policies
@@ -69,7 +72,7 @@ def publish_summary(findings: list[dict[str, Any]], snapshot: str, now: str) -> 
         f"{len(opened)} new case(s): {', '.join(opened[:50]) or 'none'}"
         f"{' …' if len(opened) > 50 else ''}\n",
     )
-    return {a: sum(per[(p, a)] for p in policies) for a in ("opened", "refreshed", "unchanged")}
+    return {a: sum(per[(p, a)] for p in policies) for a in ACTIONS}
 
 
 @flow(

@@ -6,13 +6,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, func, select, update
 
 from cases.core.db import session_scope
 from cases.core.enums import AppStatus, CaseStatus, FindingAction, Policy, Severity
 from cases.core.errors import GuardFailed
-from cases.core.models import App, CaseEvent, OutboxMessage
-from cases.core.settings import get_settings
+from cases.core.models import App, Case, CaseEvent, OutboxMessage
+from cases.core.settings import DetectionSettings, get_settings
 from cases.detection.finding import Finding
 from cases.detection.run import run_detection
 from cases.detection.to_cases import sync_findings
@@ -22,6 +22,7 @@ from tests.detection_fixtures import SnapshotBuilder
 from tests.factories import T0, days
 
 S = CaseStatus
+DETECTION = DetectionSettings()
 
 
 def _detect(
@@ -132,7 +133,9 @@ def test_new_apps_join_a_case_only_before_its_outreach(
         newcomer = f.developer(session)
         new_app = f.app(session, owner=newcomer)
         finding = _finding([*apps, new_app.id], [*developers, newcomer.id])
-        [synced] = sync_findings(session, [finding], actor="detector", now=T0 + days(60))
+        [synced] = sync_findings(
+            session, [finding], settings=DETECTION, actor="detector", now=T0 + days(60)
+        )
     if joins:
         assert (synced.case_id, synced.action) == (case_id, FindingAction.REFRESHED)
         assert _members(engine, case_id) == (
@@ -172,12 +175,63 @@ def test_refreshed_evidence_keeps_the_leads_notes(engine: Engine) -> None:
         )
     finding = _finding(apps, developers, flagged_reports=40)
     with session_scope(engine) as session:
-        [synced] = sync_findings(session, [finding], actor="detector", now=T0 + days(21))
+        [synced] = sync_findings(
+            session, [finding], settings=DETECTION, actor="detector", now=T0 + days(21)
+        )
     assert synced.action is FindingAction.REFRESHED
     with session_scope(engine) as session:
         evidence = service.get_or_raise(session, case_id=case_id).evidence
     assert evidence["flagged_reports"] == 40  # detection's fields are refreshed
     assert [n["note"] for n in evidence["notes"]] == ["confirmed by hand"]  # the note stays
     with session_scope(engine) as session:  # the same finding again: nothing to write
-        [again] = sync_findings(session, [finding], actor="detector", now=T0 + days(22))
+        [again] = sync_findings(
+            session, [finding], settings=DETECTION, actor="detector", now=T0 + days(22)
+        )
     assert again.action is FindingAction.UNCHANGED
+
+
+def _after_dismissal(
+    engine: Engine, finding: Finding, *, day: int, settings: DetectionSettings = DETECTION
+) -> tuple[Finding, int]:
+    """``finding`` synced ``day`` days after its case was dismissed; with the cases now held."""
+    with session_scope(engine) as session:
+        [synced] = sync_findings(
+            session, [finding], settings=settings, actor="detector", now=T0 + days(day)
+        )
+        return synced, session.scalar(select(func.count(Case.id))) or 0
+
+
+@pytest.mark.parametrize(
+    "change, day, settings, opens",
+    [
+        ("same finding", 30, DETECTION, False),
+        ("score up 40%", 30, DETECTION, False),
+        ("score up 60%", 30, DETECTION, True),
+        ("a new account and app", 30, DETECTION, True),
+        ("same finding", 181, DETECTION, True),  # the dismissal is forgotten after 180 days
+        ("same finding", 1, DetectionSettings(dismissal_memory_days=0), True),
+    ],
+)
+def test_a_dismissed_finding_does_not_come_back_unless_it_grew(
+    engine: Engine, change: str, day: int, settings: DetectionSettings, opens: bool
+) -> None:
+    case_id = f.case_in(engine, S.DISMISSED)
+    with session_scope(engine) as session:
+        session.execute(update(Case).where(Case.id == case_id).values(score=10.0))
+    apps, developers = _members(engine, case_id)
+    finding = _finding(apps, developers).model_copy(
+        update={"score": {"score up 40%": 14.0, "score up 60%": 16.0}.get(change, 10.0)}
+    )
+    if change == "a new account and app":
+        with session_scope(engine) as session:
+            newcomer = f.developer(session)
+            new_app = f.app(session, owner=newcomer).id
+        finding = _finding([*apps, new_app], [*developers, newcomer.id])
+    synced, cases = _after_dismissal(engine, finding, day=day, settings=settings)
+    if opens:
+        assert synced.action is FindingAction.OPENED and synced.case_id != case_id
+        assert cases == 2
+    else:
+        assert (synced.action, synced.case_id, cases) == (FindingAction.DISMISSED, case_id, 1)
+    with session_scope(engine) as session:  # the dismissed case itself is never touched
+        assert service.get_or_raise(session, case_id=case_id).status is S.DISMISSED

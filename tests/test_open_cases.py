@@ -19,6 +19,7 @@ from cases.core.enums import CaseStatus, Policy, Severity
 from cases.core.errors import NotFound
 from cases.core.models import App, Case, CaseEvent, Developer, case_apps, case_developers
 from cases.core.schemas import CaseCreate
+from cases.core.settings import DetectionSettings
 from cases.detection.finding import Finding
 from cases.detection.to_cases import sync_findings
 from cases.lifecycle import history, operations, service
@@ -145,7 +146,9 @@ def test_finding_overlapping_a_case_opened_in_the_same_run_attaches_to_it(
     ]
     with session_scope(engine) as session:
         registry(session)
-        synced = sync_findings(session, findings, actor="detect", now=NOW)
+        synced = sync_findings(
+            session, findings, settings=DetectionSettings(), actor="detect", now=NOW
+        )
     assert [(f.case_id, f.action) for f in synced] == [
         (1, "opened"),
         (2, "opened"),

@@ -121,9 +121,10 @@ def test_rules_decide_after_detection_as_a_rule_not_a_person(
     again = cases_by_app(engine)
     assert again["a1"] == found["a1"]  # a case is decided once, while it is opened
     assert again["a3"] == found["a3"]
-    # detection opens a dismissed finding again (only open cases absorb findings), and
-    # the rule dismisses the new case in turn
-    assert "triage rules decided 1 case(s) (spam-borderline 1); 1 wait for a lead" in out
+    # a finding dismissed recently (here by the rule) opens no new case for the rule to decide
+    assert again["a2"] == found["a2"]
+    assert "triage rules decided 0 case(s); 1 wait for a lead" in out
+    assert "1 finding(s) match cases dismissed" in out
 
 
 def test_rules_check_shows_what_rules_would_do_and_changes_nothing(

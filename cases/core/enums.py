@@ -99,6 +99,7 @@ class FindingAction(StrEnum):
     OPENED = "opened"
     REFRESHED = "refreshed"
     UNCHANGED = "unchanged"
+    DISMISSED = "dismissed"  # a lead dismissed the same finding recently: no new case
 
 
 class EmailTemplate(StrEnum):

@@ -91,6 +91,16 @@ class DetectionSettings(Group):
     circumvention_near_limit: float = Field(
         0.8, gt=0, le=1, description="Share of its own limit each app runs at in those hours."
     )
+    dismissal_memory_days: int = Field(
+        180,
+        ge=0,
+        description="Days a lead's dismissal keeps the same finding from opening a new case.",
+    )
+    dismissal_score_rise: float = Field(
+        0.5,
+        ge=0,
+        description="Score rise over a dismissed case's (0.5: 50%) that opens a new case anyway.",
+    )
     placeholder_hosts: list[str] = Field(
         default_factory=lambda: [
             "localhost",

@@ -158,7 +158,9 @@ def run_detection(
             )
         imported, timings["registry"] = importing.result()
     start = time.perf_counter()
-    synced = sync_findings(session, findings, actor=actor, now=now, progress=progress)
+    synced = sync_findings(
+        session, findings, settings=settings, actor=actor, now=now, progress=progress
+    )
     timings["cases"] = time.perf_counter() - start
     start = time.perf_counter()
     triaged = triage_findings(session, synced, now=now)

@@ -8,21 +8,26 @@ outreach, they get a case of their own, linked to the first, so they are told an
 full deadlines before anything is enforced against them. Open cases are read with one
 set-based query (their status, apps, developers, evidence and score), not one per finding, and
 new cases are written in batches (``service.open_cases``), not one flush each.
+
+A finding that overlaps no open case but falls within a case a lead dismissed recently (same
+policy, no app or account the dismissed case did not hold, a score not much higher) opens
+nothing: a false positive a lead has judged does not come back with every snapshot.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session
 
 from cases.core.enums import CaseStatus, FindingAction
 from cases.core.models import App, Case, case_apps, case_developers
 from cases.core.schemas import CaseCreate
+from cases.core.settings import DetectionSettings
 from cases.detection.finding import Finding
 from cases.detection.snapshot import Progress
 from cases.lifecycle import service
@@ -31,7 +36,7 @@ from cases.lifecycle.states import BEFORE_OUTREACH, OPEN_STATUSES
 OPEN_BATCH = 1000  # new cases written per ``service.open_cases`` call
 
 
-class _OpenCase:
+class _KnownCase:
     def __init__(
         self, policy: str, status: CaseStatus, evidence: dict[str, Any], score: float | None
     ) -> None:
@@ -43,25 +48,23 @@ class _OpenCase:
         self.developer_ids: set[str] = set()
 
 
-def _open_cases(session: Session) -> dict[int, _OpenCase]:
-    open_statuses = [s.value for s in OPEN_STATUSES]
-    cases: dict[int, _OpenCase] = {}
+def _cases(session: Session, where: ColumnElement[bool]) -> dict[int, _KnownCase]:
+    """The cases ``where`` selects, with their apps and accounts, in three set-based queries."""
+    cases: dict[int, _KnownCase] = {}
     for case_id, policy, status, evidence, score in session.execute(
-        select(Case.id, Case.policy, Case.status, Case.evidence, Case.score).where(
-            Case.status.in_(open_statuses)
-        )
+        select(Case.id, Case.policy, Case.status, Case.evidence, Case.score).where(where)
     ):
-        cases[case_id] = _OpenCase(str(policy), CaseStatus(status), dict(evidence or {}), score)
+        cases[case_id] = _KnownCase(str(policy), CaseStatus(status), dict(evidence or {}), score)
     for case_id, app_id in session.execute(
         select(case_apps.c.case_id, case_apps.c.app_id)
         .join(Case, Case.id == case_apps.c.case_id)
-        .where(Case.status.in_(open_statuses))
+        .where(where)
     ):
         cases[case_id].app_ids.add(app_id)
     for case_id, developer_id in session.execute(
         select(case_developers.c.case_id, case_developers.c.developer_id)
         .join(Case, Case.id == case_developers.c.case_id)
-        .where(Case.status.in_(open_statuses))
+        .where(where)
     ):
         cases[case_id].developer_ids.add(developer_id)
     return cases
@@ -93,19 +96,31 @@ class _Sync:
     """
 
     def __init__(
-        self, session: Session, open_cases: dict[int, _OpenCase], *, actor: str, now: datetime
+        self,
+        session: Session,
+        open_cases: dict[int, _KnownCase],
+        dismissed: dict[int, _KnownCase],
+        *,
+        score_rise: float,
+        actor: str,
+        now: datetime,
     ) -> None:
         self.session, self.actor, self.now = session, actor, now
         self.cases = open_cases
         self.index: dict[tuple[str, str], set[int]] = defaultdict(set)
         for case_id, case in open_cases.items():
             self.remember(case_id, case, (), ())
+        self.dismissed, self.score_rise = dismissed, score_rise
+        self.dismissed_index: dict[tuple[str, str], set[int]] = defaultdict(set)
+        for case_id, case in dismissed.items():
+            for app_id in case.app_ids:
+                self.dismissed_index[(case.policy, app_id)].add(case_id)
         self.waiting: list[tuple[int, Finding]] = []  # (position in ``synced``, finding)
         self.waiting_keys: set[tuple[str, str]] = set()
         self.synced: list[Finding] = []
 
     def remember(
-        self, case_id: int, case: _OpenCase, app_ids: Sequence[str], developer_ids: Sequence[str]
+        self, case_id: int, case: _KnownCase, app_ids: Sequence[str], developer_ids: Sequence[str]
     ) -> None:
         self.cases[case_id] = case
         case.app_ids.update(app_ids)
@@ -123,7 +138,7 @@ class _Sync:
             now=self.now,
         )
         for (position, finding), case_id in zip(self.waiting, ids, strict=True):
-            case = _OpenCase(
+            case = _KnownCase(
                 finding.policy.value, CaseStatus.OPENED, finding.evidence, finding.score
             )
             self.remember(case_id, case, finding.app_ids, finding.developer_ids)
@@ -139,6 +154,10 @@ class _Sync:
         if keys & self.waiting_keys:
             self.open_waiting()
         overlapping = sorted(set().union(*(self.index.get(k, set()) for k in keys)))
+        if not overlapping and (dismissed := self.dismissed_as(finding)) is not None:
+            update = {"case_id": dismissed, "action": FindingAction.DISMISSED}
+            self.synced.append(finding.model_copy(update=update))
+            return
         if not overlapping:
             self.waiting.append((len(self.synced), finding))
             self.waiting_keys.update(keys)
@@ -148,6 +167,18 @@ class _Sync:
             return
         case_id, action = self.attach(finding, overlapping)
         self.synced.append(finding.model_copy(update={"case_id": case_id, "action": action}))
+
+    def dismissed_as(self, finding: Finding) -> int | None:
+        """The recently dismissed case that held all of ``finding`` at a similar score."""
+        keys = {(finding.policy.value, a) for a in finding.app_ids}
+        for case_id in sorted(set().union(*(self.dismissed_index.get(k, set()) for k in keys))):
+            case = self.dismissed[case_id]
+            held = set(finding.app_ids) <= case.app_ids
+            held &= set(finding.developer_ids) <= case.developer_ids
+            similar = case.score is None or finding.score <= case.score * (1 + self.score_rise)
+            if held and similar:
+                return case_id
+        return None
 
     def open_linked(
         self, finding: Finding, app_ids: Sequence[str], developer_ids: Sequence[str], link: int
@@ -160,7 +191,7 @@ class _Sync:
             now=self.now,
             linked_case_id=link,
         )
-        current = _OpenCase(finding.policy.value, opened.status, finding.evidence, finding.score)
+        current = _KnownCase(finding.policy.value, opened.status, finding.evidence, finding.score)
         self.remember(opened.id, current, app_ids, developer_ids)
         return opened.id
 
@@ -232,6 +263,7 @@ def sync_findings(
     session: Session,
     findings: Sequence[Finding],
     *,
+    settings: DetectionSettings,
     actor: str,
     now: datetime,
     progress: Progress | None = None,
@@ -241,10 +273,23 @@ def sync_findings(
     if not findings:
         return []
     policies = {f.policy.value for f in findings}
-    open_cases = {
-        case_id: case for case_id, case in _open_cases(session).items() if case.policy in policies
-    }
-    sync = _Sync(session, open_cases, actor=actor, now=now)
+    of_policies = Case.policy.in_(policies)
+    open_cases = _cases(session, of_policies & Case.status.in_([s.value for s in OPEN_STATUSES]))
+    since = now - timedelta(days=settings.dismissal_memory_days)
+    dismissed = _cases(
+        session,
+        of_policies
+        & (Case.status == CaseStatus.DISMISSED.value)
+        & (Case.status_changed_at >= since),
+    )
+    sync = _Sync(
+        session,
+        open_cases,
+        dismissed,
+        score_rise=settings.dismissal_score_rise,
+        actor=actor,
+        now=now,
+    )
     for number, finding in enumerate(findings, start=1):
         if number % OPEN_BATCH == 0:
             report(f"cases: {number:,} of {len(findings):,} findings")

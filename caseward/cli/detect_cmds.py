@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from collections.abc import Sequence
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -111,7 +112,9 @@ def detect(data: DataDir, as_json: Json = False) -> None:
             with registry_import_alongside(session, snapshot, progress=progress) as importing:
                 findings = detect_findings(snapshot, detection, banned=banned, progress=progress)
             summary, _seconds = importing.result()
-            synced = sync_findings(session, findings, actor=actor, now=now, progress=progress)
+            synced = sync_findings(
+                session, findings, settings=detection, actor=actor, now=now, progress=progress
+            )
             triaged = triage_findings(session, synced, now=now)
     elapsed = time.perf_counter() - started
     if as_json:
@@ -134,10 +137,17 @@ def triage_line(triaged: TriageReport) -> Text:
     return Text(text)
 
 
+def _some(case_ids: Sequence[int | None]) -> str:
+    """The first case ids, and how many more."""
+    more = len(case_ids) - MAX_CASE_IDS
+    return " ".join(map(str, case_ids[:MAX_CASE_IDS])) + (f" … and {more} more" if more > 0 else "")
+
+
 def _policy_lines(findings: list[Finding]) -> Text:
     """Per policy: findings, what they did to cases, apps, severities; then the case ids."""
     header = ["policy", "found", "new", "refreshed", "unchanged", "apps", "high/med/low"]
     rows, ids = [], []
+    dismissed = [f for f in findings if f.action is FindingAction.DISMISSED]
     for policy in Policy:
         mine = [f for f in findings if f.policy == policy]
         actions = Counter(f.action for f in mine)
@@ -153,19 +163,21 @@ def _policy_lines(findings: list[Finding]) -> Text:
                 "/".join(str(severities[k]) for k in ("high", "medium", "low")),
             ]
         )
-        ids.append([f.case_id for f in mine if f.case_id is not None])
+        ids.append([f.case_id for f in mine if f.case_id is not None and f not in dismissed])
     lines = columns(header, rows, right=range(1, 6))
     text = [lines[0]]
     for line, case_ids in zip(lines[1:], ids, strict=True):
         text.append(line)
         if case_ids:
-            shown = " ".join(map(str, case_ids[:MAX_CASE_IDS]))
-            more = (
-                f" … and {len(case_ids) - MAX_CASE_IDS} more"
-                if len(case_ids) > MAX_CASE_IDS
-                else ""
-            )
-            text += hanging(f"cases {shown}{more}", "    ", "          ")
+            text += hanging(f"cases {_some(case_ids)}", "    ", "          ")
+    if dismissed:
+        text += hanging(
+            f"{len(dismissed)} finding(s) match cases dismissed in the last "
+            f"{settings().detection.dismissal_memory_days} days and open nothing "
+            f"(cases {_some([f.case_id for f in dismissed])})",
+            "",
+            "    ",
+        )
     return Text("findings per policy\n" + "\n".join(text))
 
 
