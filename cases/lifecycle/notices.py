@@ -2,7 +2,11 @@
 
 A delivered notice starts the timer of the status it entered; a failed one blocks the case's
 escalation until a lead acts. Called by the outbox, in the transaction that records the
-delivery.
+delivery, and by SendGrid's Event Webhook (:mod:`cases.email.events`).
+
+"Delivered" depends on the configuration: with the Event Webhook
+(``email.sendgrid_webhook_public_key``) an e-mail is delivered when SendGrid reports it
+delivered; without it, when the provider accepts it.
 """
 
 from __future__ import annotations
@@ -27,20 +31,18 @@ from cases.lifecycle.write import SYSTEM, Change, record
 def notice_delivered(
     session: Session, *, case_id: int, event_id: int, sent_at: datetime, now: datetime
 ) -> None:
-    """Start the timer of the status a notice entered, once all its e-mails are sent.
+    """Start the timer of the status a notice entered, once all its e-mails are delivered.
 
     Idempotent: later calls, reminders and notices of an earlier status change nothing.
     The case is locked before the count, so two deliveries recording the last two e-mails
     of one notice at once cannot both see the other's as unsent (the second waits).
     """
     case = get_or_raise(session, case_id=case_id, lock=True)
-    unsent, last_sent = session.execute(
-        select(
-            func.count().filter(OutboxMessage.status != OutboxStatus.SENT),
-            func.max(OutboxMessage.sent_at),
-        ).where(OutboxMessage.event_id == event_id)
-    ).one()
-    if unsent:
+    settings = get_settings()
+    started = _delivered_at(
+        session, event_id=event_id, sent_at=sent_at, confirmed=settings.email.delivery_confirmed
+    )
+    if started is None:
         return
     event = session.get(CaseEvent, event_id)
     entering = session.scalar(
@@ -50,8 +52,6 @@ def notice_delivered(
     )
     if event is None or event.id != entering or case.status not in TIMERS or case.deadline:
         return
-    settings = get_settings()
-    started = max(last_sent or sent_at, sent_at)
     days = getattr(settings.deadlines, TIMERS[case.status])
     if case.status is CaseStatus.CHANGES_REQUESTED and case.change_days:
         days = case.change_days  # a repeat offender's shorter deadline
@@ -71,7 +71,11 @@ def notice_delivered(
             f"deadline {readable(deadline)}",
             now=now,
             fields={"deadline": deadline, "next_reminder_at": reminder},
-            data={"event_id": event_id, "sent_at": started.isoformat()},
+            data={
+                "event_id": event_id,
+                "sent_at": started.isoformat(),
+                "reported_by_provider": settings.email.delivery_confirmed,
+            },
         ),
     )
     if case.status is CaseStatus.CHANGES_REQUESTED:
@@ -80,6 +84,32 @@ def notice_delivered(
             request.notified_at, request.due_at = started, deadline
     elif case.status is CaseStatus.ENFORCED:
         enforcement_or_raise(session, case).notice_sent_at = started
+
+
+def _delivered_at(
+    session: Session, *, event_id: int, sent_at: datetime, confirmed: bool
+) -> datetime | None:
+    """When the last e-mail of an event's notice was delivered, or None while one is not.
+
+    ``confirmed`` (the Event Webhook): each e-mail at the time SendGrid reports, but never
+    before it accepted it (a clock behind ours, or a simulated one, cannot shorten a
+    deadline); otherwise each e-mail at its acceptance, and ``sent_at`` at the earliest.
+    """
+    rows = session.execute(
+        select(OutboxMessage.status, OutboxMessage.sent_at, OutboxMessage.delivered_at).where(
+            OutboxMessage.event_id == event_id
+        )
+    ).all()
+    if any(status != OutboxStatus.SENT for status, _, _ in rows):
+        return None
+    if not confirmed:
+        return max([sent_at, *(sent for _, sent, _ in rows if sent is not None)])
+    times: list[datetime] = []
+    for _, sent, delivered in rows:
+        if delivered is None:
+            return None
+        times.append(max(delivered, sent or delivered))
+    return max(times)
 
 
 def delivery_failed(
@@ -98,6 +128,19 @@ def delivery_failed(
             fields={"delivery_blocked": True},
             data={"outbox_id": outbox_id},
         ),
+    )
+
+
+def delivery_reported(
+    session: Session, *, case_id: int, outbox_id: int, op: Op, reason: str, now: datetime
+) -> None:
+    """What the provider reported about an e-mail that changes nothing but the timeline
+    (a deferral, a spam report)."""
+    case = get_or_raise(session, case_id=case_id, lock=True)
+    record(
+        session,
+        case=case,
+        change=Change(op=op, actor=SYSTEM, reason=reason, now=now, data={"outbox_id": outbox_id}),
     )
 
 
