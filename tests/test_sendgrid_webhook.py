@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import json
 import random
 import time
 from collections.abc import Callable, Iterator
@@ -467,3 +468,33 @@ def test_one_transaction_per_batch_a_fault_in_the_middle_leaves_nothing(
     assert answer.json() == counts(received=3, recorded=3)
     assert get_case(engine, delivered_case).deadline is not None
     assert get_case(engine, bounced_case).delivery_blocked
+
+
+def test_the_outbox_listing_shows_delivered_and_bounced(
+    engine: Engine,
+    client: TestClient,
+    signer: SendGridSigner,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from caseward.cli import common, main
+
+    _, (delivered_id,) = sent_case(engine, tmp_path)
+    _, (bounced_id,) = sent_case(engine, tmp_path)
+    _, (unreported_id,) = sent_case(engine, tmp_path)
+    post(
+        client,
+        signer,
+        [sg_event("delivered", delivered_id, SENT), sg_event("bounce", bounced_id, SENT)],
+    )
+    assert main(["outbox", "list", "--json"]) == 0
+    listed = {r["message_id"]: r for r in json.loads(capsys.readouterr().out)}
+    assert listed[delivered_id]["delivered_at"] == SENT.isoformat()
+    assert listed[bounced_id]["bounced_at"] == SENT.isoformat()
+    assert listed[bounced_id]["status"] == "failed"
+    assert listed[unreported_id]["delivered_at"] is listed[unreported_id]["bounced_at"] is None
+    monkeypatch.setattr(common.out, "width", 240)  # one line per row
+    assert main(["outbox", "list"]) == 0
+    table = capsys.readouterr().out
+    assert "delivered" in table and "bounced" in table
