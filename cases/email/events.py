@@ -17,6 +17,8 @@ One POST brings a batch of events; :func:`ingest` applies it in the caller's one
   case timeline;
 * every other kind (processed, open, click...) is counted as ignored.
 
+None of these steps e-mails anyone, so the batch's cases are locked without their parties.
+
 Timeline events carry the business time ``now``; an event's own time is kept as the
 delivery (or bounce) time.
 """
@@ -35,7 +37,7 @@ from cases.core.clock import YEARS
 from cases.core.db import insert_on_conflict
 from cases.core.enums import OutboxStatus
 from cases.core.errors import InvalidInput
-from cases.core.models import EmailEvent, OutboxMessage
+from cases.core.models import Case, EmailEvent, OutboxMessage
 from cases.email.message import MESSAGE_ID_ARG
 from cases.email.render import header_safe
 from cases.lifecycle import notices, service, write
@@ -154,29 +156,31 @@ def ingest(
     if not fresh:
         return report
     case_ids = sorted({messages[e.message_id].case_id for e in fresh})
-    service.get_many(session, case_ids=case_ids, lock=True)  # in id order: no deadlock
+    locked = service.get_many(session, case_ids=case_ids, lock=True, parties=False)
+    cases = {case.id: case for case in locked}  # locked in id order: no deadlock
     write.remember_latest_events(session, case_ids)
     first_deferrals = _first_deferrals(session, {stored[e.sg_event_id] for e in fresh})
-    notices_delivered: dict[int, OutboxMessage] = {}
+    delivered: dict[int, OutboxMessage] = {}  # by id, in the order they were delivered
     for event in fresh:
         message = messages[event.message_id]
         if event.kind == DELIVERED:
             message.delivered_at = message.delivered_at or event.occurred_at
-            if message.status == OutboxStatus.SENT:
-                notices_delivered[message.event_id] = message
+            delivered[message.id] = message
         elif event.kind in UNDELIVERED:
-            _undelivered(session, message, event, now)
+            _undelivered(session, cases[message.case_id], message, event, now)
         elif event.kind == SPAM_REPORT or stored[event.sg_event_id] in first_deferrals:
-            _on_timeline(session, message, event, now)
-    for event_id, message in sorted(notices_delivered.items()):
-        if message.status == OutboxStatus.SENT and message.sent_at is not None:
-            notices.notice_delivered(
-                session,
-                case_id=message.case_id,
-                event_id=event_id,
-                sent_at=message.sent_at,
-                now=now,
-            )
+            _on_timeline(session, cases[message.case_id], message, event, now)
+    session.flush()
+    notices.notices_delivered(
+        session,
+        cases=cases,
+        delivered=[
+            notices.Delivered(m.case_id, m.event_id, m.sent_at)
+            for m in delivered.values()
+            if m.status == OutboxStatus.SENT and m.sent_at is not None
+        ],
+        now=now,
+    )
     return report
 
 
@@ -235,7 +239,7 @@ def _first_deferrals(session: Session, new_ids: set[int]) -> set[int]:
 
 
 def _undelivered(
-    session: Session, message: OutboxMessage, event: ProviderEvent, now: datetime
+    session: Session, case: Case, message: OutboxMessage, event: ProviderEvent, now: datetime
 ) -> None:
     """A bounce or drop: a sent (or uncertain) e-mail fails and blocks its case. One still
     being recorded keeps the news for delivery to find (``bounced_at``); a failed one is
@@ -251,13 +255,13 @@ def _undelivered(
     if message.status == OutboxStatus.SENDING:
         return  # delivery records it as failed (cases.email.delivery.record_attempt)
     message.status = OutboxStatus.FAILED
-    notices.delivery_failed(
-        session, case_id=message.case_id, outbox_id=message.id, error=message.last_error, now=now
+    notices._delivery_failed(
+        session, case=case, outbox_id=message.id, error=message.last_error, now=now
     )
 
 
 def _on_timeline(
-    session: Session, message: OutboxMessage, event: ProviderEvent, now: datetime
+    session: Session, case: Case, message: OutboxMessage, event: ProviderEvent, now: datetime
 ) -> None:
     """A deferral or a spam report, for the lead to see."""
     what = f"e-mail {message.id} ({message.template})"
@@ -274,5 +278,5 @@ def _on_timeline(
             "this address until the report is removed from its suppressions"
         )
     notices.delivery_reported(
-        session, case_id=message.case_id, outbox_id=message.id, op=op, reason=reason, now=now
+        session, case=case, outbox_id=message.id, op=op, reason=reason, now=now
     )

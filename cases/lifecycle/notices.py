@@ -11,6 +11,9 @@ delivered; without it, when the provider accepts it.
 
 from __future__ import annotations
 
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import func, select
@@ -19,13 +22,26 @@ from sqlalchemy.orm import Session
 from cases.core.clock import readable
 from cases.core.enums import CaseStatus, OutboxStatus
 from cases.core.errors import GuardFailed
-from cases.core.models import Case, CaseEvent, OutboxMessage
+from cases.core.models import Case, CaseEvent, ChangeRequest, OutboxMessage
 from cases.core.settings import get_settings
 from cases.lifecycle.escalation import enforcement_or_raise
-from cases.lifecycle.operations import latest_change_request, next_reminder
+from cases.lifecycle.operations import latest_change_requests, next_reminder
 from cases.lifecycle.service import get_or_raise
 from cases.lifecycle.states import TIMERS, Op
 from cases.lifecycle.write import SYSTEM, Change, record
+
+# one e-mail of a notice: its status, when it was accepted and when it was delivered
+EmailState = tuple[OutboxStatus, datetime | None, datetime | None]
+
+
+@dataclass(frozen=True)
+class Delivered:
+    """An e-mail of a notice (the event ``event_id`` of case ``case_id``) was delivered;
+    ``sent_at``: when it was accepted."""
+
+    case_id: int
+    event_id: int
+    sent_at: datetime
 
 
 def notice_delivered(
@@ -38,20 +54,67 @@ def notice_delivered(
     of one notice at once cannot both see the other's as unsent (the second waits).
     """
     case = get_or_raise(session, case_id=case_id, lock=True)
+    notices_delivered(
+        session, cases={case.id: case}, delivered=[Delivered(case_id, event_id, sent_at)], now=now
+    )
+
+
+def notices_delivered(
+    session: Session, *, cases: Mapping[int, Case], delivered: Sequence[Delivered], now: datetime
+) -> None:
+    """:func:`notice_delivered` for many e-mails of cases the caller has locked (a webhook
+    batch), with one query per kind of row the batch needs."""
+    if not delivered:
+        return
     settings = get_settings()
-    started = _delivered_at(
-        session, event_id=event_id, sent_at=sent_at, confirmed=settings.email.delivery_confirmed
+    event_ids = sorted({d.event_id for d in delivered})
+    case_ids = sorted({d.case_id for d in delivered})
+    emails: dict[int, list[EmailState]] = defaultdict(list)
+    for event_id, status, sent, delivered_at in session.execute(
+        select(
+            OutboxMessage.event_id,
+            OutboxMessage.status,
+            OutboxMessage.sent_at,
+            OutboxMessage.delivered_at,
+        ).where(OutboxMessage.event_id.in_(event_ids))
+    ):
+        emails[event_id].append((status, sent, delivered_at))
+    entering = dict(
+        session.execute(
+            select(CaseEvent.case_id, func.max(CaseEvent.id))
+            .where(CaseEvent.case_id.in_(case_ids), CaseEvent.from_status != CaseEvent.to_status)
+            .group_by(CaseEvent.case_id)
+        ).all()
     )
-    if started is None:
-        return
-    event = session.get(CaseEvent, event_id)
-    entering = session.scalar(
-        select(func.max(CaseEvent.id)).where(
-            CaseEvent.case_id == case_id, CaseEvent.from_status != CaseEvent.to_status
+    events = {
+        e.id: e for e in session.scalars(select(CaseEvent).where(CaseEvent.id.in_(event_ids)))
+    }
+    requests = latest_change_requests(session, case_ids=case_ids)
+    for item in delivered:
+        case, event = cases[item.case_id], events.get(item.event_id)
+        if event is None or event.id != entering.get(case.id):
+            continue
+        if case.status not in TIMERS or case.deadline:
+            continue
+        started = _delivered_at(
+            emails[item.event_id],
+            sent_at=item.sent_at,
+            confirmed=settings.email.delivery_confirmed,
         )
-    )
-    if event is None or event.id != entering or case.status not in TIMERS or case.deadline:
-        return
+        if started is not None:
+            _start_timer(session, case, event, started, requests.get(case.id), now=now)
+
+
+def _start_timer(
+    session: Session,
+    case: Case,
+    event: CaseEvent,
+    started: datetime,
+    request: ChangeRequest | None,
+    *,
+    now: datetime,
+) -> None:
+    settings = get_settings()
     days = getattr(settings.deadlines, TIMERS[case.status])
     if case.status is CaseStatus.CHANGES_REQUESTED and case.change_days:
         days = case.change_days  # a repeat offender's shorter deadline
@@ -72,14 +135,13 @@ def notice_delivered(
             now=now,
             fields={"deadline": deadline, "next_reminder_at": reminder},
             data={
-                "event_id": event_id,
+                "event_id": event.id,
                 "sent_at": started.isoformat(),
                 "reported_by_provider": settings.email.delivery_confirmed,
             },
         ),
     )
     if case.status is CaseStatus.CHANGES_REQUESTED:
-        request = latest_change_request(session, case_id=case.id)
         if request is not None:
             request.notified_at, request.due_at = started, deadline
     elif case.status is CaseStatus.ENFORCED:
@@ -87,19 +149,15 @@ def notice_delivered(
 
 
 def _delivered_at(
-    session: Session, *, event_id: int, sent_at: datetime, confirmed: bool
+    rows: Sequence[EmailState], *, sent_at: datetime, confirmed: bool
 ) -> datetime | None:
-    """When the last e-mail of an event's notice was delivered, or None while one is not.
+    """When the last e-mail of a notice (``rows``: each e-mail's status, acceptance and
+    delivery time) was delivered, or None while one is not.
 
     ``confirmed`` (the Event Webhook): each e-mail at the time SendGrid reports, but never
     before it accepted it (a clock behind ours, or a simulated one, cannot shorten a
     deadline); otherwise each e-mail at its acceptance, and ``sent_at`` at the earliest.
     """
-    rows = session.execute(
-        select(OutboxMessage.status, OutboxMessage.sent_at, OutboxMessage.delivered_at).where(
-            OutboxMessage.event_id == event_id
-        )
-    ).all()
     if any(status != OutboxStatus.SENT for status, _, _ in rows):
         return None
     if not confirmed:
@@ -117,6 +175,13 @@ def delivery_failed(
 ) -> None:
     """A notice could not be delivered: the case cannot escalate until a lead acts."""
     case = get_or_raise(session, case_id=case_id, lock=True)
+    _delivery_failed(session, case=case, outbox_id=outbox_id, error=error, now=now)
+
+
+def _delivery_failed(
+    session: Session, *, case: Case, outbox_id: int, error: str, now: datetime
+) -> None:
+    """:func:`delivery_failed` on a case the caller has locked (a webhook batch)."""
     record(
         session,
         case=case,
@@ -132,11 +197,10 @@ def delivery_failed(
 
 
 def delivery_reported(
-    session: Session, *, case_id: int, outbox_id: int, op: Op, reason: str, now: datetime
+    session: Session, *, case: Case, outbox_id: int, op: Op, reason: str, now: datetime
 ) -> None:
     """What the provider reported about an e-mail that changes nothing but the timeline
-    (a deferral, a spam report)."""
-    case = get_or_raise(session, case_id=case_id, lock=True)
+    (a deferral, a spam report), on a case the caller has locked."""
     record(
         session,
         case=case,
