@@ -52,6 +52,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_advance.py
 	$(BIN)/python benchmarks/bench_statements.py
 	$(BIN)/python benchmarks/bench_bulk.py
+	$(BIN)/python benchmarks/bench_webhook.py
 
 clean:
 	rm -rf $(VENV) .caseward .pytest_cache .mypy_cache .ruff_cache

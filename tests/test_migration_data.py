@@ -20,8 +20,9 @@ from sqlalchemy import Column, Engine, MetaData, Table, inspect, select
 from cases.core.db import Base, make_engine, session_scope
 from cases.core.enums import CaseStatus
 from cases.core.migrate import alembic_config, upgrade
-from cases.core.models import RelayCursor
+from cases.core.models import OutboxMessage, RelayCursor
 from cases.core.settings import get_settings
+from cases.email import events
 from cases.integrity import run_checks
 from cases.leads.sla import record_breaches
 from cases.statements.submission import submit
@@ -56,7 +57,8 @@ def _dump(engine: Engine) -> Rows:
 @pytest.fixture(scope="module")
 def history(tmp_path_factory: pytest.TempPathFactory) -> Rows:
     """Every table's rows after real work: an appeal upheld, one overturned, one resolved,
-    their statements of reasons submitted, and the work queue's SLA breaches recorded."""
+    their statements of reasons submitted, the work queue's SLA breaches recorded, and an
+    event of SendGrid's webhook."""
     path = tmp_path_factory.mktemp("history") / "head.db"
     database = TransparencyDatabase()
     with pytest.MonkeyPatch.context() as patch, serving(_handler(database)) as server:
@@ -79,6 +81,16 @@ def _history(path: Path) -> Rows:
         session.add(RelayCursor(name="prefect-events", last_event_id=7))
         record_breaches(session, now=TIMES["decide"] + timedelta(days=30))
     submit(engine, settings=get_settings(), now=TIMES["decide"])
+    with session_scope(engine) as session:  # SendGrid reports a deferral (no outbox column)
+        message = session.scalars(select(OutboxMessage).order_by(OutboxMessage.id)).first()
+        assert message is not None
+        deferral = events.ProviderEvent(
+            "sg-event-1", "deferred", message.message_id, TIMES["decide"], "421 try later"
+        )
+        ingested = events.ingest(
+            session, events=[deferral], now=TIMES["decide"] + timedelta(days=30)
+        )
+        assert ingested.recorded == 1
     rows = _dump(engine)
     engine.dispose()
     assert all(rows.values()), f"tables without rows: {[t for t, r in rows.items() if not r]}"

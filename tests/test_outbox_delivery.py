@@ -141,6 +141,7 @@ def test_sendgrid_request_json_and_202(sqlite_db: Engine, sendgrid_server: FakeS
     assert body["content"][1]["value"] == message.html_body
     assert body["headers"] == {"Message-ID": message.message_id}
     assert body["custom_args"] == {
+        "caseward_message_id": message.message_id,
         "case_id": str(case_id),
         "outbox_id": str(message.id),
         "idempotency_key": message.idempotency_key,

@@ -266,10 +266,29 @@ class OutboxMessage(Base):
     sent_at: Mapped[datetime | None]
     provider_message_id: Mapped[str | None] = mapped_column(String(300))
     last_error: Mapped[str | None] = mapped_column(Text)
+    # what SendGrid's Event Webhook reported (cases/email/events.py): when the message
+    # reached the developer's mail server, or when it bounced or was dropped
+    delivered_at: Mapped[datetime | None]
+    bounced_at: Mapped[datetime | None]
 
     event: Mapped[CaseEvent] = relationship(lazy="raise")
 
     __table_args__ = (Index("ix_outbox_status_next_attempt_at", "status", "next_attempt_at"),)
+
+
+class EmailEvent(Base):
+    """One event of SendGrid's Event Webhook about one of our e-mails, kept once: its
+    ``sg_event_id`` is unique, so a batch SendGrid sends again changes nothing."""
+
+    __tablename__ = "email_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    sg_event_id: Mapped[str] = mapped_column(String(200), unique=True)
+    outbox_id: Mapped[int] = mapped_column(ForeignKey("outbox.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    occurred_at: Mapped[datetime]  # the event's own time, as SendGrid reports it
+    received_at: Mapped[datetime]  # business time of the batch that brought it
+    detail: Mapped[str] = mapped_column(Text, default="")
 
 
 class StatementSubmission(Base):
@@ -335,6 +354,7 @@ __all__ = [
     "CaseEvent",
     "ChangeRequest",
     "Developer",
+    "EmailEvent",
     "Enforcement",
     "OutboxMessage",
     "PlatformAction",

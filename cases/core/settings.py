@@ -299,6 +299,42 @@ class EmailSettings(Group):
     )
     concurrency: int = Field(8, ge=1, le=64, description="Provider calls in flight at once.")
     batch_size: int = Field(100, ge=1, description="Messages claimed per transaction.")
+    sendgrid_webhook_public_key: str | None = Field(
+        None,
+        description="The verification key of SendGrid's signed Event Webhook (base64, as "
+        "SendGrid shows it). Set: POST /webhooks/sendgrid is served, a notice's deadline "
+        "starts when SendGrid reports it delivered, and a bounce blocks escalation. "
+        "Unset: deadlines start when SendGrid accepts a notice.",
+    )
+
+    @field_validator("sendgrid_webhook_public_key")
+    @classmethod
+    def _webhook_key(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        return webhook_public_key(value.strip())
+
+    @property
+    def delivery_confirmed(self) -> bool:
+        """Whether a notice counts as delivered only once the Event Webhook says so."""
+        return self.sendgrid_webhook_public_key is not None
+
+
+def webhook_public_key(value: str) -> str:
+    """``value`` if it is a base64 ECDSA P-256 public key as SendGrid shows it, else ValueError."""
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from sendgrid.helpers.eventwebhook import EventWebhook
+
+    try:
+        key = EventWebhook().convert_public_key_to_ecdsa(value)
+    except (ValueError, TypeError) as exc:
+        raise ValueError(
+            "not a public key: paste the base64 verification key SendGrid shows under "
+            "Mail Settings > Event Webhook > Signature Verification"
+        ) from exc
+    if not isinstance(key, ec.EllipticCurvePublicKey) or key.curve.name != "secp256r1":
+        raise ValueError("not an ECDSA P-256 key, which SendGrid's signatures need")
+    return value
 
 
 class PlatformSettings(Group):

@@ -9,7 +9,8 @@ Semantics (see docs/email.md):
   never hold the same row.
 * **Record after the call**, a savepoint per message in one transaction per group of
   finished calls: ``sent`` (and
-  ``cases.lifecycle.notices.notice_delivered``, which starts the deadline from ``sent_at``), back to
+  ``cases.lifecycle.notices.notice_delivered``, which starts the deadline from ``sent_at``,
+  or, with SendGrid's Event Webhook, once :mod:`cases.email.events` has the delivery), back to
   ``pending`` with capped exponential backoff and jitter on a transient error (for at least
   ``retry_horizon_hours``), ``failed`` (and ``cases.lifecycle.notices.delivery_failed``,
   which blocks the case) on a permanent one.
@@ -227,9 +228,19 @@ def record_attempt(
     if isinstance(answer, SendResult):
         if message.status == OutboxStatus.SENT:
             return "sent"
-        message.status = OutboxStatus.SENT
         message.sent_at = now
         message.provider_message_id = answer.provider_message_id
+        if message.bounced_at is not None:  # the Event Webhook reported a bounce first
+            message.status = OutboxStatus.FAILED
+            hooks.delivery_failed(
+                session,
+                case_id=message.case_id,
+                outbox_id=message.id,
+                error=message.last_error or "SendGrid reported a bounce",
+                now=now,
+            )
+            return "failed"
+        message.status = OutboxStatus.SENT
         message.last_error = None
         hooks.notice_delivered(
             session, case_id=message.case_id, event_id=message.event_id, sent_at=now, now=now

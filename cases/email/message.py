@@ -15,6 +15,9 @@ from email_validator import EmailNotValidError, validate_email
 
 from cases.email.render import header_safe
 
+# the custom argument every provider request carries and SendGrid's Event Webhook echoes in
+# each event: our Message-ID (the file backend's ``Message-ID`` header), unique per e-mail
+MESSAGE_ID_ARG = "caseward_message_id"
 # RFC 5322 lines (CRLF, at most 998 characters): a subject stays on one line, unfolded.
 MAIL_POLICY = email.policy.SMTP.clone(max_line_length=998)
 

@@ -6,7 +6,8 @@
   resent automatically (that could be a silent duplicate) and never dropped (a silent loss).
 * :func:`resolve_delivery`: a lead, having checked the provider (SendGrid activity feed,
   searchable by the ``outbox_id`` custom arg), records an ``uncertain`` e-mail as ``sent``
-  or queues it again (``resend``, also for a ``failed`` one), with the same Message-ID.
+  or queues it again (``resend``, also for a ``failed`` one, bounced ones included), with
+  the same Message-ID.
 
 Timeline events go through :mod:`cases.lifecycle.notices`, and so the single write path.
 """
@@ -101,6 +102,7 @@ def resolve_delivery(
         message.attempts = 0
         message.next_attempt_at = now
         message.claimed_at = message.claimed_by = None
+        message.delivered_at = message.bounced_at = None  # the new send's fate is unknown
     notices.delivery_resolved(
         session,
         case_id=message.case_id,

@@ -2,11 +2,18 @@
 
 A delivered notice starts the timer of the status it entered; a failed one blocks the case's
 escalation until a lead acts. Called by the outbox, in the transaction that records the
-delivery.
+delivery, and by SendGrid's Event Webhook (:mod:`cases.email.events`).
+
+"Delivered" depends on the configuration: with the Event Webhook
+(``email.sendgrid_webhook_public_key``) an e-mail is delivered when SendGrid reports it
+delivered; without it, when the provider accepts it.
 """
 
 from __future__ import annotations
 
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import func, select
@@ -15,43 +22,99 @@ from sqlalchemy.orm import Session
 from cases.core.clock import readable
 from cases.core.enums import CaseStatus, OutboxStatus
 from cases.core.errors import GuardFailed
-from cases.core.models import Case, CaseEvent, OutboxMessage
+from cases.core.models import Case, CaseEvent, ChangeRequest, OutboxMessage
 from cases.core.settings import get_settings
 from cases.lifecycle.escalation import enforcement_or_raise
-from cases.lifecycle.operations import latest_change_request, next_reminder
+from cases.lifecycle.operations import latest_change_requests, next_reminder
 from cases.lifecycle.service import get_or_raise
 from cases.lifecycle.states import TIMERS, Op
 from cases.lifecycle.write import SYSTEM, Change, record
+
+# one e-mail of a notice: its status, when it was accepted and when it was delivered
+EmailState = tuple[OutboxStatus, datetime | None, datetime | None]
+
+
+@dataclass(frozen=True)
+class Delivered:
+    """An e-mail of a notice (the event ``event_id`` of case ``case_id``) was delivered;
+    ``sent_at``: when it was accepted."""
+
+    case_id: int
+    event_id: int
+    sent_at: datetime
 
 
 def notice_delivered(
     session: Session, *, case_id: int, event_id: int, sent_at: datetime, now: datetime
 ) -> None:
-    """Start the timer of the status a notice entered, once all its e-mails are sent.
+    """Start the timer of the status a notice entered, once all its e-mails are delivered.
 
     Idempotent: later calls, reminders and notices of an earlier status change nothing.
     The case is locked before the count, so two deliveries recording the last two e-mails
     of one notice at once cannot both see the other's as unsent (the second waits).
     """
     case = get_or_raise(session, case_id=case_id, lock=True)
-    unsent, last_sent = session.execute(
-        select(
-            func.count().filter(OutboxMessage.status != OutboxStatus.SENT),
-            func.max(OutboxMessage.sent_at),
-        ).where(OutboxMessage.event_id == event_id)
-    ).one()
-    if unsent:
-        return
-    event = session.get(CaseEvent, event_id)
-    entering = session.scalar(
-        select(func.max(CaseEvent.id)).where(
-            CaseEvent.case_id == case_id, CaseEvent.from_status != CaseEvent.to_status
-        )
+    notices_delivered(
+        session, cases={case.id: case}, delivered=[Delivered(case_id, event_id, sent_at)], now=now
     )
-    if event is None or event.id != entering or case.status not in TIMERS or case.deadline:
+
+
+def notices_delivered(
+    session: Session, *, cases: Mapping[int, Case], delivered: Sequence[Delivered], now: datetime
+) -> None:
+    """:func:`notice_delivered` for many e-mails of cases the caller has locked (a webhook
+    batch), with one query per kind of row the batch needs."""
+    if not delivered:
         return
     settings = get_settings()
-    started = max(last_sent or sent_at, sent_at)
+    event_ids = sorted({d.event_id for d in delivered})
+    case_ids = sorted({d.case_id for d in delivered})
+    emails: dict[int, list[EmailState]] = defaultdict(list)
+    for event_id, status, sent, delivered_at in session.execute(
+        select(
+            OutboxMessage.event_id,
+            OutboxMessage.status,
+            OutboxMessage.sent_at,
+            OutboxMessage.delivered_at,
+        ).where(OutboxMessage.event_id.in_(event_ids))
+    ):
+        emails[event_id].append((status, sent, delivered_at))
+    entering = dict(
+        session.execute(
+            select(CaseEvent.case_id, func.max(CaseEvent.id))
+            .where(CaseEvent.case_id.in_(case_ids), CaseEvent.from_status != CaseEvent.to_status)
+            .group_by(CaseEvent.case_id)
+        ).all()
+    )
+    events = {
+        e.id: e for e in session.scalars(select(CaseEvent).where(CaseEvent.id.in_(event_ids)))
+    }
+    requests = latest_change_requests(session, case_ids=case_ids)
+    for item in delivered:
+        case, event = cases[item.case_id], events.get(item.event_id)
+        if event is None or event.id != entering.get(case.id):
+            continue
+        if case.status not in TIMERS or case.deadline:
+            continue
+        started = _delivered_at(
+            emails[item.event_id],
+            sent_at=item.sent_at,
+            confirmed=settings.email.delivery_confirmed,
+        )
+        if started is not None:
+            _start_timer(session, case, event, started, requests.get(case.id), now=now)
+
+
+def _start_timer(
+    session: Session,
+    case: Case,
+    event: CaseEvent,
+    started: datetime,
+    request: ChangeRequest | None,
+    *,
+    now: datetime,
+) -> None:
+    settings = get_settings()
     days = getattr(settings.deadlines, TIMERS[case.status])
     if case.status is CaseStatus.CHANGES_REQUESTED and case.change_days:
         days = case.change_days  # a repeat offender's shorter deadline
@@ -71,15 +134,40 @@ def notice_delivered(
             f"deadline {readable(deadline)}",
             now=now,
             fields={"deadline": deadline, "next_reminder_at": reminder},
-            data={"event_id": event_id, "sent_at": started.isoformat()},
+            data={
+                "event_id": event.id,
+                "sent_at": started.isoformat(),
+                "reported_by_provider": settings.email.delivery_confirmed,
+            },
         ),
     )
     if case.status is CaseStatus.CHANGES_REQUESTED:
-        request = latest_change_request(session, case_id=case.id)
         if request is not None:
             request.notified_at, request.due_at = started, deadline
     elif case.status is CaseStatus.ENFORCED:
         enforcement_or_raise(session, case).notice_sent_at = started
+
+
+def _delivered_at(
+    rows: Sequence[EmailState], *, sent_at: datetime, confirmed: bool
+) -> datetime | None:
+    """When the last e-mail of a notice (``rows``: each e-mail's status, acceptance and
+    delivery time) was delivered, or None while one is not.
+
+    ``confirmed`` (the Event Webhook): each e-mail at the time SendGrid reports, but never
+    before it accepted it (a clock behind ours, or a simulated one, cannot shorten a
+    deadline); otherwise each e-mail at its acceptance, and ``sent_at`` at the earliest.
+    """
+    if any(status != OutboxStatus.SENT for status, _, _ in rows):
+        return None
+    if not confirmed:
+        return max([sent_at, *(sent for _, sent, _ in rows if sent is not None)])
+    times: list[datetime] = []
+    for _, sent, delivered in rows:
+        if delivered is None:
+            return None
+        times.append(max(delivered, sent or delivered))
+    return max(times)
 
 
 def delivery_failed(
@@ -87,6 +175,13 @@ def delivery_failed(
 ) -> None:
     """A notice could not be delivered: the case cannot escalate until a lead acts."""
     case = get_or_raise(session, case_id=case_id, lock=True)
+    _delivery_failed(session, case=case, outbox_id=outbox_id, error=error, now=now)
+
+
+def _delivery_failed(
+    session: Session, *, case: Case, outbox_id: int, error: str, now: datetime
+) -> None:
+    """:func:`delivery_failed` on a case the caller has locked (a webhook batch)."""
     record(
         session,
         case=case,
@@ -98,6 +193,18 @@ def delivery_failed(
             fields={"delivery_blocked": True},
             data={"outbox_id": outbox_id},
         ),
+    )
+
+
+def delivery_reported(
+    session: Session, *, case: Case, outbox_id: int, op: Op, reason: str, now: datetime
+) -> None:
+    """What the provider reported about an e-mail that changes nothing but the timeline
+    (a deferral, a spam report), on a case the caller has locked."""
+    record(
+        session,
+        case=case,
+        change=Change(op=op, actor=SYSTEM, reason=reason, now=now, data={"outbox_id": outbox_id}),
     )
 
 

@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from cases.core.clock import readable
@@ -44,6 +44,19 @@ def latest_change_request(session: Session, *, case_id: int) -> ChangeRequest | 
         .limit(1)
     )
     return session.scalars(query).one_or_none()
+
+
+def latest_change_requests(
+    session: Session, *, case_ids: Sequence[int]
+) -> dict[int, ChangeRequest]:
+    """:func:`latest_change_request` of many cases in one query, by case id."""
+    latest = (
+        select(func.max(ChangeRequest.id))
+        .where(ChangeRequest.case_id.in_(case_ids))
+        .group_by(ChangeRequest.case_id)
+    )
+    query = select(ChangeRequest).where(ChangeRequest.id.in_(latest))
+    return {request.case_id: request for request in session.scalars(query)}
 
 
 def _asked(case: Case, request: ChangeRequest | None) -> list[str]:

@@ -24,8 +24,10 @@ from cases.lifecycle.write import Change, event_data, record
 ID_CHUNK = 5000  # ids per IN (...) list: far below every database's bound-parameter limit
 
 
-def _case_query(*, lock: bool = False) -> Select[Case]:
-    query = select(Case).options(selectinload(Case.apps), selectinload(Case.developers))
+def _case_query(*, lock: bool = False, parties: bool = True) -> Select[Case]:
+    query = select(Case)
+    if parties:
+        query = query.options(selectinload(Case.apps), selectinload(Case.developers))
     return query.with_for_update(of=Case) if lock else query
 
 
@@ -37,9 +39,13 @@ def get_or_raise(session: Session, *, case_id: int, lock: bool = False) -> Case:
     return case
 
 
-def get_many(session: Session, *, case_ids: Sequence[int], lock: bool = False) -> list[Case]:
-    """Cases by id (missing ids skipped), in id order; one query for a whole batch."""
-    query = _case_query(lock=lock).where(Case.id.in_(case_ids)).order_by(Case.id)
+def get_many(
+    session: Session, *, case_ids: Sequence[int], lock: bool = False, parties: bool = True
+) -> list[Case]:
+    """Cases by id (missing ids skipped), in id order; one query for a whole batch. Without
+    ``parties`` their apps and developers are not loaded (for steps that e-mail nobody)."""
+    query = _case_query(lock=lock, parties=parties).where(Case.id.in_(case_ids))
+    query = query.order_by(Case.id)
     return list(session.scalars(query))
 
 

@@ -41,6 +41,9 @@ class Op(StrEnum):
     DELIVERY_UNBLOCKED = "delivery_unblocked"
     DELIVERY_UNCERTAIN = "delivery_uncertain"
     DELIVERY_RESOLVED = "delivery_resolved"
+    # what SendGrid's Event Webhook reports besides delivery and bounces
+    DELIVERY_DEFERRED = "delivery_deferred"
+    SPAM_REPORTED = "spam_reported"
     REMINDER_SENT = "reminder_sent"
     EXTEND = "extend"
     ACKNOWLEDGE = "acknowledge"
@@ -143,6 +146,8 @@ EVENTS: dict[Op, EventSpec] = {
     Op.DELIVERY_UNBLOCKED: EventSpec(frozenset(CaseStatus), lead_only=True),
     Op.DELIVERY_UNCERTAIN: EventSpec(frozenset(CaseStatus)),
     Op.DELIVERY_RESOLVED: EventSpec(frozenset(CaseStatus), lead_only=True),
+    Op.DELIVERY_DEFERRED: EventSpec(frozenset(CaseStatus)),
+    Op.SPAM_REPORTED: EventSpec(frozenset(CaseStatus)),
     Op.REMINDER_SENT: EventSpec(
         frozenset({S.CHANGES_REQUESTED}), (EmailTemplate.DEADLINE_REMINDER,)
     ),
@@ -205,6 +210,8 @@ OP_WORDS: dict[Op, str] = {
     Op.DELIVERY_UNBLOCKED: "unblock the delivery of",
     Op.DELIVERY_UNCERTAIN: "record an uncertain delivery on",
     Op.DELIVERY_RESOLVED: "settle a delivery on",
+    Op.DELIVERY_DEFERRED: "record a deferred delivery on",
+    Op.SPAM_REPORTED: "record a spam report on",
     Op.REMINDER_SENT: "send a reminder on",
     Op.EXTEND: "extend the deadline of",
     Op.ACKNOWLEDGE: "acknowledge the request on",

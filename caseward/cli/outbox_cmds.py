@@ -57,7 +57,18 @@ def _row(message: OutboxMessage) -> dict[str, Any]:
         "message_id": message.message_id,
         "provider_message_id": message.provider_message_id,
         "last_error": message.last_error,
+        "delivered_at": message.delivered_at,
+        "bounced_at": message.bounced_at,
     }
+
+
+def _delivery(row: dict[str, Any]) -> str:
+    """What SendGrid's Event Webhook reported, where it did (docs/email.md)."""
+    if row["bounced_at"]:
+        return f"bounced {fmt_time(row['bounced_at'])}"
+    if row["delivered_at"]:
+        return f"delivered {fmt_time(row['delivered_at'])}"
+    return ""
 
 
 def _write_html(path: Path | None, html: str) -> None:
@@ -77,7 +88,8 @@ def list_messages(
     ] = 200,
     as_json: Json = False,
 ) -> None:
-    """Outbox messages, newest first."""
+    """Outbox messages, newest first; with SendGrid's Event Webhook, whether each was
+    delivered or bounced."""
     query = select(OutboxMessage).order_by(OutboxMessage.id.desc()).limit(limit)
     if status is not None:
         query = query.where(OutboxMessage.status == status)
@@ -90,7 +102,18 @@ def list_messages(
         as_json,
         lambda: table(
             f"{len(rows)} message(s)",
-            ["id", "case", "template", "to", "status", "tries", "next try", "sent", "error"],
+            [
+                "id",
+                "case",
+                "template",
+                "to",
+                "status",
+                "tries",
+                "next try",
+                "sent",
+                "delivery",
+                "error",
+            ],
             [
                 [
                     r["id"],
@@ -101,6 +124,7 @@ def list_messages(
                     r["attempts"],
                     fmt_time(r["next_attempt_at"]) if r["status"] == "pending" else "",
                     fmt_time(r["sent_at"]) if r["sent_at"] else "",
+                    _delivery(r),
                     (r["last_error"] or "")[:60],
                 ]
                 for r in rows

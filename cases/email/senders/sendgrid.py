@@ -1,7 +1,8 @@
 """SendGrid delivery through the official client (``sendgrid`` / ``python_http_client``).
 
-The request carries our stable Message-ID header, the case id, outbox id and idempotency key
-in ``custom_args`` (so webhooks and the SendGrid activity feed map back to the case), one
+The request carries our stable Message-ID header, and in ``custom_args`` that Message-ID
+(``caseward_message_id``, how :mod:`cases.email.events` maps the Event Webhook's events
+back to the e-mail), the case id, outbox id and idempotency key (for the activity feed), one
 category per template, and sandbox mode when configured. The API key never reaches a log:
 the client logs its request headers at DEBUG, so a filter masks the key in its records.
 """
@@ -38,7 +39,13 @@ from sendgrid.helpers.mail import (
 )
 
 from cases.core.settings import Settings
-from cases.email.message import InvalidAddress, InvalidSender, OutgoingEmail, checked_address
+from cases.email.message import (
+    MESSAGE_ID_ARG,
+    InvalidAddress,
+    InvalidSender,
+    OutgoingEmail,
+    checked_address,
+)
 from cases.email.render import header_safe
 from cases.email.senders.base import (
     PermanentDeliveryError,
@@ -203,6 +210,7 @@ class SendGridSender:
             mail.reply_to = ReplyTo(checked_address(email.reply_to, operator=True))
         mail.header = Header("Message-ID", email.message_id)
         mail.custom_arg = [
+            CustomArg(MESSAGE_ID_ARG, email.message_id),
             CustomArg("case_id", str(email.case_id)),
             CustomArg("outbox_id", str(email.outbox_id)),
             CustomArg("idempotency_key", email.idempotency_key),

@@ -1,0 +1,1 @@
+"""The web app: the developers' portal and the providers' webhooks."""
