@@ -238,6 +238,42 @@ def test_a_delivery_reported_before_the_send_is_recorded_counts_once_it_is(
     assert get_case(engine, case_id).deadline == recorded_at + timedelta(days=days)
 
 
+def test_a_delivery_settles_an_uncertain_email_without_a_lead(
+    engine: Engine, client: TestClient, signer: SendGridSigner
+) -> None:
+    """A crash between SendGrid's 202 and our record leaves the e-mail uncertain; its
+    delivery event says it was sent: settled, the deadline runs, and it is never resent."""
+    with session_scope(engine) as session:
+        case, event = make_case(session)
+        outbox.enqueue(
+            session, case=case, event=event, template=FCR, now=NOW, extra=extras_for(FCR, case)
+        )
+        case_id = case.id
+    with session_scope(engine) as session:
+        (claimed,) = delivery.claim(session, worker="w", now=SENT, limit=10)
+        message_id = delivery.to_outgoing(claimed, get_settings().email).message_id
+    lease = get_settings().email.claim_lease_seconds
+    lease_over = SENT + timedelta(seconds=lease + 1)
+    with session_scope(engine) as session:  # the worker died; the lease runs out
+        assert review.reconcile_stale(session, now=lease_over, lease_seconds=lease)
+    assert [m.status for m in messages(engine, case_id)] == [OutboxStatus.UNCERTAIN]
+    assert get_case(engine, case_id).deadline is None
+
+    delivered = SENT + timedelta(seconds=20)
+    answer = post(client, signer, [sg_event("delivered", message_id, delivered)])
+    assert answer.json()["recorded"] == 1
+    (message,) = messages(engine, case_id)
+    assert (message.status, message.sent_at) == (OutboxStatus.SENT, SENT)
+    days = get_settings().deadlines.change_days
+    assert get_case(engine, case_id).deadline == delivered + timedelta(days=days)
+    assert kinds(engine, case_id)[-2:] == ["delivery_resolved", "notice_delivered"]
+    # nothing left for a lead to resolve
+    with session_scope(engine) as session, pytest.raises(GuardFailed):
+        review.resolve_delivery(
+            session, outbox_id=message.id, decision="resend", actor="lead-ann", now=lease_over
+        )
+
+
 # --- refused requests -------------------------------------------------------------------
 
 Headers = Callable[[SendGridSigner, bytes], dict[str, str]]

@@ -10,6 +10,8 @@ One POST brings a batch of events; :func:`ingest` applies it in the caller's one
   changes nothing;
 * ``delivered`` records the delivery time (the event's own) and, once every e-mail of a
   notice is delivered, starts its deadline (:func:`cases.lifecycle.notices.notice_delivered`);
+  an ``uncertain`` e-mail (a crash between SendGrid's answer and our record) was sent after
+  all: it is settled as a lead's ``outbox resolve --sent`` would, without waiting for one;
 * ``bounce`` and ``dropped`` fail the e-mail as a permanent failure at sending does:
   ``delivery_failed`` on the timeline, escalation blocked until a lead acts (resend it,
   or unblock the case);
@@ -164,6 +166,8 @@ def ingest(
     for event in fresh:
         message = messages[event.message_id]
         if event.kind == DELIVERED:
+            if message.status == OutboxStatus.UNCERTAIN:
+                _settle_uncertain(session, message, event, now)
             message.delivered_at = message.delivered_at or event.occurred_at
             delivered[message.id] = message
         elif event.kind in UNDELIVERED:
@@ -236,6 +240,24 @@ def _first_deferrals(session: Session, new_ids: set[int]) -> set[int]:
         .group_by(EmailEvent.outbox_id)
     )
     return set(session.scalars(first)) & new_ids
+
+
+def _settle_uncertain(
+    session: Session, message: OutboxMessage, event: ProviderEvent, now: datetime
+) -> None:
+    """SendGrid delivered an e-mail we could not tell was sent: it was, at its claim."""
+    message.status = OutboxStatus.SENT
+    message.sent_at = message.claimed_at or event.occurred_at
+    notices.delivery_resolved(
+        session,
+        case_id=message.case_id,
+        outbox_id=message.id,
+        resend=False,
+        actor=write.SYSTEM,
+        reason=f"e-mail {message.id} ({message.template}) was uncertain; SendGrid reported "
+        "it delivered, so it was sent",
+        now=now,
+    )
 
 
 def _undelivered(
