@@ -1,4 +1,5 @@
-"""``caseward serve``: a local Prefect server on SQLite and every deployment, on one machine.
+"""``caseward serve``: a local Prefect server on SQLite, the developer portal and every
+deployment, on one machine.
 
 With ``PREFECT_API_URL`` already set (a shared Prefect server), only the deployments are
 served. The server's database lives under ``PREFECT_HOME`` (default ``.caseward/prefect``).
@@ -62,29 +63,59 @@ def start_server(host: str, port: int, timeout: float = 90) -> subprocess.Popen[
     raise RuntimeError(f"the Prefect server did not answer on {url} within {timeout:.0f}s")
 
 
-def serve_all(host: str, port: int, deployments: Path | None = None) -> None:
+def start_web(host: str, port: int, timeout: float = 60) -> subprocess.Popen[bytes]:
+    """Start ``caseward web`` in a process of its own and wait until it answers."""
+    web = subprocess.Popen(
+        [sys.executable, "-m", "caseward", "web", "--host", host, "--port", str(port)]
+    )
+    url = f"http://{host}:{port}/healthz"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if web.poll() is not None:
+            raise RuntimeError(f"the developer portal exited (is port {port} free?)")
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return web
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    web.terminate()
+    raise RuntimeError(f"the developer portal did not answer on {url} within {timeout:.0f}s")
+
+
+def serve_all(
+    host: str,
+    port: int,
+    deployments: Path | None = None,
+    web: tuple[str, int] | None = None,
+) -> None:
     """Serve every deployment of ``deployments`` (default: Caseward's prefect.yaml),
-    starting a local server unless ``PREFECT_API_URL`` names one.
+    starting a local server unless ``PREFECT_API_URL`` names one, and the developer portal
+    on ``web`` (host, port) unless None.
 
     Prefect reads its settings when first imported: it is imported only once the
     environment points at the server.
     """
+    portal = start_web(*web) if web is not None else None
     server = None
-    if not os.environ.get("PREFECT_API_URL"):
-        print(f"starting a local Prefect server (SQLite) on http://{host}:{port} ...")
-        server = start_server(host, port)
-        os.environ.update(local_environment())
-        os.environ["PREFECT_API_URL"] = f"http://{host}:{port}/api"
-    ui = os.environ["PREFECT_API_URL"].removesuffix("/api")
-    os.environ.setdefault("PREFECT_UI_URL", ui)  # links to runs and case artifacts
-    print(f"Prefect UI: {ui}  (deployments, runs, artifacts; Ctrl-C stops)", flush=True)
-    from prefect import serve
-
-    from flows.deployments import PREFECT_YAML, runner_deployments
-
     try:
+        if not os.environ.get("PREFECT_API_URL"):
+            print(f"starting a local Prefect server (SQLite) on http://{host}:{port} ...")
+            server = start_server(host, port)
+            os.environ.update(local_environment())
+            os.environ["PREFECT_API_URL"] = f"http://{host}:{port}/api"
+        ui = os.environ["PREFECT_API_URL"].removesuffix("/api")
+        os.environ.setdefault("PREFECT_UI_URL", ui)  # links to runs and case artifacts
+        if web is not None:
+            print(f"Developer portal: http://{web[0]}:{web[1]}", flush=True)
+        print(f"Prefect UI: {ui}  (deployments, runs, artifacts; Ctrl-C stops)", flush=True)
+        from prefect import serve
+
+        from flows.deployments import PREFECT_YAML, runner_deployments
+
         serve(*runner_deployments(deployments or PREFECT_YAML))
     finally:
-        if server is not None:
-            server.terminate()
-            server.wait(timeout=30)
+        for process in (server, portal):
+            if process is not None:
+                process.terminate()
+                process.wait(timeout=30)

@@ -9,8 +9,7 @@ from sqlalchemy import Engine
 
 from cases.core.db import Base, get_engine
 from cases.core.enums import OutboxStatus
-from cases.core.settings import EmailSettings, get_settings
-from cases.core.settings import PortalSettings
+from cases.core.settings import EmailSettings, PortalSettings, get_settings
 from cases.email.placeholders import placeholder_domain, placeholder_portal, placeholder_settings
 from caseward.cli import main
 from tests.test_outbox_delivery import queue, rows

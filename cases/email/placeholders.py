@@ -1,9 +1,9 @@
 """E-mail settings a deployment must change before a real developer reads an e-mail.
 
-The defaults (links on ``developer.example.com`` and ``127.0.0.1``, a sender at ``caseward.local``, the name
-"Example Platform") make the demo and the tests work and would give a real developer dead
-links and an address nobody reads. Outside simulation, delivery refuses to start while any
-of them is left as it is.
+The defaults (links on ``developer.example.com`` and ``127.0.0.1``, a sender at
+``caseward.local``, the name "Example Platform") make the demo and the tests work and would
+give a real developer dead links and an address nobody reads. Outside simulation, delivery
+refuses to start while any of them is left as it is.
 """
 
 from __future__ import annotations

@@ -259,14 +259,28 @@ def acknowledge(
 
 
 def report_compliance(
-    session: Session, *, case_id: int, actor: str, statement: str, now: datetime
+    session: Session,
+    *,
+    case_id: int,
+    actor: str,
+    statement: str,
+    now: datetime,
+    url: str | None = None,
 ) -> Case:
-    """The developer says the changes are made; no deadline runs while a lead verifies."""
+    """The developer says the changes are made; no deadline runs while a lead verifies.
+    ``url``: where the lead can see them (kept on the event and quoted in its reason)."""
     case = get_or_raise(session, case_id=case_id, lock=True)
+    reason = f"{statement}\n\nWhere to see the changes: {url}" if url else statement
     record(
         session,
         case=case,
-        change=Change(op=Op.REPORT_COMPLIANCE, actor=actor, reason=statement, now=now),
+        change=Change(
+            op=Op.REPORT_COMPLIANCE,
+            actor=actor,
+            reason=reason,
+            now=now,
+            data={"url": url} if url else {},
+        ),
     )
     _answer(session, case_id=case.id, response="compliance_reported", text=statement, now=now)
     return case

@@ -1,0 +1,1 @@
+"""The web app (``caseward web``): the developers' portal and the providers' webhooks."""
