@@ -12,6 +12,7 @@ its extension events and status changes is a request.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 
 from sqlalchemy import ColumnElement, ScalarSelect, func, or_, select
@@ -24,7 +25,7 @@ from cases.core.models import Case, CaseEvent
 from cases.lifecycle.operations import _asked, latest_change_request
 from cases.lifecycle.service import get_or_raise
 from cases.lifecycle.states import Op, check_event
-from cases.lifecycle.write import Change, record
+from cases.lifecycle.write import Change, origin_data, record
 
 ANSWERS = (Op.EXTEND.value, Op.DECLINE_EXTENSION.value)
 
@@ -117,7 +118,13 @@ def request_extension(
 
 
 def decline_extension(
-    session: Session, *, case_id: int, actor: str, reason: str, now: datetime
+    session: Session,
+    *,
+    case_id: int,
+    actor: str,
+    reason: str,
+    now: datetime,
+    origin: Mapping[str, str] | None = None,
 ) -> Case:
     """A lead declines the request for more time: the deadline stands, the developer is told
     why."""
@@ -134,6 +141,7 @@ def decline_extension(
             actor=actor,
             reason=reason,
             now=now,
+            data=origin_data(origin),
             email_context={"deadline": case.deadline, "decision_reason": reason, "changes": asked},
         ),
     )

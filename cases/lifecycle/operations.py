@@ -25,7 +25,7 @@ from cases.lifecycle.states import (
     Op,
     check_transition,
 )
-from cases.lifecycle.write import SYSTEM, Change, record, require_lead
+from cases.lifecycle.write import SYSTEM, Change, origin_data, record, require_lead
 
 
 def next_reminder(
@@ -340,10 +340,14 @@ def extend(
     reason: str,
     now: datetime,
     days: int | None = None,
+    origin: Mapping[str, str] | None = None,
 ) -> Case:
-    """Grant the one extension a case may have."""
+    """Grant the one extension a case may have (``origin``: where the decision came from,
+    e.g. a decision form in the Prefect UI)."""
     case = get_or_raise(session, case_id=case_id, lock=True)
-    return _extend(session, case=case, actor=actor, reason=reason, now=now, days=days)
+    return _extend(
+        session, case=case, actor=actor, reason=reason, now=now, days=days, origin=origin
+    )
 
 
 def _extend(
@@ -354,6 +358,7 @@ def _extend(
     reason: str,
     now: datetime,
     days: int | None = None,
+    origin: Mapping[str, str] | None = None,
 ) -> Case:
     """:func:`extend` on a case the caller has locked (bulk decisions)."""
     settings = get_settings()
@@ -372,6 +377,7 @@ def _extend(
             actor=actor,
             reason=reason,
             now=now,
+            data=origin_data(origin),
             fields={
                 "deadline": new,
                 "extension_granted": True,
