@@ -37,6 +37,25 @@ def server_environment(host: str, port: int) -> dict[str, str]:
     }
 
 
+def answering(
+    process: subprocess.Popen[bytes], url: str, what: str, timeout: float
+) -> subprocess.Popen[bytes]:
+    """``process`` once ``url`` answers 200; an error naming ``what`` if it exits or stays
+    silent for ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{what} exited")
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return process
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    process.terminate()
+    raise RuntimeError(f"{what} did not answer on {url} within {timeout:.0f}s")
+
+
 def start_server(host: str, port: int, timeout: float = 90) -> subprocess.Popen[bytes]:
     """Start ``prefect server start`` and wait until its API answers."""
     env = server_environment(host, port)
@@ -49,18 +68,7 @@ def start_server(host: str, port: int, timeout: float = 90) -> subprocess.Popen[
         stderr=subprocess.STDOUT,
     )
     url = f"http://{host}:{port}/api/health"
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise RuntimeError(f"the Prefect server exited; see {log.name}")
-        try:
-            if httpx.get(url, timeout=2).status_code == 200:
-                return server
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    server.terminate()
-    raise RuntimeError(f"the Prefect server did not answer on {url} within {timeout:.0f}s")
+    return answering(server, url, f"the Prefect server (see {log.name})", timeout)
 
 
 def start_web(host: str, port: int, timeout: float = 60) -> subprocess.Popen[bytes]:
@@ -68,19 +76,8 @@ def start_web(host: str, port: int, timeout: float = 60) -> subprocess.Popen[byt
     web = subprocess.Popen(
         [sys.executable, "-m", "caseward", "web", "--host", host, "--port", str(port)]
     )
-    url = f"http://{host}:{port}/healthz"
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if web.poll() is not None:
-            raise RuntimeError(f"the developer portal exited (is port {port} free?)")
-        try:
-            if httpx.get(url, timeout=2).status_code == 200:
-                return web
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.3)
-    web.terminate()
-    raise RuntimeError(f"the developer portal did not answer on {url} within {timeout:.0f}s")
+    what = f"the developer portal (is port {port} free?)"
+    return answering(web, f"http://{host}:{port}/healthz", what, timeout)
 
 
 def serve_all(
