@@ -132,7 +132,12 @@ def _secrets() -> list[str]:
     try:
         return secrets_of(get_settings())
     except CasewardError:
-        keys = ("SENDGRID_API_KEY", "CASEWARD_SENDGRID_API_KEY", "CASEWARD_PLATFORM__API_TOKEN")
+        keys = (
+            "SENDGRID_API_KEY",
+            "CASEWARD_SENDGRID_API_KEY",
+            "CASEWARD_PLATFORM__API_TOKEN",
+            "CASEWARD_PORTAL__SECRET_KEY",
+        )
         return url_password(os.environ.get("CASEWARD_DATABASE_URL", "")) + [
             os.environ[k] for k in keys if os.environ.get(k)
         ]
