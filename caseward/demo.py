@@ -5,21 +5,26 @@ ephemeral mode with its home in ``.caseward/demo/prefect`` (so a Prefect server 
 later on that home shows every run and artifact). It runs in simulation mode
 (``CASEWARD_SIMULATION=true``): a simulated clock passed to each flow as ``now``, typed lead
 names, and e-mail only to the mail folder. Each run starts over with a new database and a new
-Prefect home. Developers' answers are the same service calls the CLI makes.
+Prefect home. Developers' answers are the same service calls the CLI makes, and the appeal goes
+over HTTP through the developer portal, from the link of the e-mail it answers.
 """
 
 from __future__ import annotations
 
 import contextlib
 import contextvars
+import email
+import email.policy
 import io
 import json
 import os
+import re
 import shutil
 import sys
 import textwrap
 import threading
 import time
+import warnings
 from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -141,11 +146,56 @@ def act(fn: Callable[..., Any], **kwargs: Any) -> None:
         fn(session, **kwargs)
 
 
+LINK = re.compile(r"https?://[^/\s]+(/case/[A-Za-z0-9_-]+)")
+
+
+def personal_link(case_id: int) -> str:
+    """The personal link (a path) in the latest e-mail of the case in the mail folder."""
+    latest = sorted((DEMO / "mail").rglob(f"case-{case_id}-*.eml"))[-1]
+    message = email.message_from_bytes(latest.read_bytes(), policy=email.policy.default)
+    body = message.get_body(preferencelist=("plain",))
+    found = LINK.search(body.get_content() if body is not None else "")
+    if found is None:
+        raise SystemExit(f"no personal link in {latest}")
+    return found.group(1)
+
+
+def appeal_in_portal(case_id: int, statement: str) -> None:
+    """The developer opens the link of their latest e-mail and sends the appeal form, over
+    HTTP through the portal (the app ``caseward web`` serves), at day 50."""
+    with warnings.catch_warnings():  # Starlette's note on its test client's HTTP library
+        warnings.simplefilter("ignore")
+        from fastapi.testclient import TestClient
+
+    from cases.core.settings import get_settings
+    from caseward.web.app import create_app
+
+    os.environ["CASEWARD_NOW"] = day(50)  # the portal's business time
+    get_settings.cache_clear()
+    try:
+        with TestClient(create_app(get_settings())) as browser:
+            path = personal_link(case_id)
+            page = browser.get(path)
+            token = re.search(r'name="csrf_token" value="([0-9a-f]+)"', page.text)
+            if page.status_code != 200 or token is None:
+                raise SystemExit(f"case {case_id}: the case page did not open ({page.status_code})")
+            say(f"GET  /case/… (from the e-mail's link): {page.status_code}, the case page")
+            sent = browser.post(
+                f"{path}/appeal", data={"csrf_token": token.group(1), "statement": statement}
+            )
+            heading = re.search(r"<h1>(.*?)</h1>", sent.text)
+            say(f"POST /case/…/appeal: {sent.status_code}, {heading.group(1) if heading else ''}")
+            if sent.status_code != 200:
+                raise SystemExit("the appeal was not recorded")
+    finally:
+        del os.environ["CASEWARD_NOW"]
+        get_settings.cache_clear()
+
+
 def play(apps: int) -> dict[str, int]:
-    from cases.core.db import Base, get_engine, session_scope
+    from cases.core.db import Base, get_engine
     from cases.detection.synthetic import generate
-    from cases.enforcement import appeals
-    from cases.lifecycle import operations, service
+    from cases.lifecycle import operations
     from flows.advance import advance_cases
     from flows.approve_enforcement import approve_enforcement
     from flows.deliver import deliver_email
@@ -204,16 +254,8 @@ def play(apps: int) -> dict[str, int]:
     advance_cases(now=day(47))
     deliver_email(now=day(47))
 
-    print(f"day 50 the developer {enforced} appeals")
-    with session_scope(get_engine()) as session:
-        developer = service.get_or_raise(session, case_id=story["ignores"]).developers[0].id
-    act(
-        appeals.submit_appeal,
-        case_id=story["ignores"],
-        actor=appeals.appellant(developer),
-        statement="We missed the e-mails; the changes are made now.",
-        now=T0 + timedelta(50),
-    )
+    print(f"day 50 the developer {enforced} appeals on the case page their e-mail links to")
+    appeal_in_portal(story["ignores"], "We missed the e-mails; the changes are made now.")
     deliver_email(now=day(50))
     state = decide_in_flow(
         review_appeal,
@@ -271,6 +313,10 @@ def summary(story: dict[str, int], seconds: float) -> None:
         "CASEWARD_SIMULATION=true"
     )
     print(f"    .venv/bin/caseward --now {day(52)} cases list   # then: cases show ID")
+    print("  The developer portal: serve it, then open a developer's personal link:")
+    print(f"    CASEWARD_NOW={day(53)} .venv/bin/caseward web   # with the export above")
+    print(f"    http://127.0.0.1:8080{personal_link(story['banned'])}")
+    print(f"    (the developer of case {story['banned']}: the ban, the evidence, the appeal form)")
     print("  Prefect UI (runs, case-<id> artifacts, daily-report):")
     print(
         f"    PREFECT_HOME={DEMO / 'prefect'} .venv/bin/prefect server start  # then open "

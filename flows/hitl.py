@@ -1,7 +1,8 @@
 """Human in the loop: a run waits for a lead's typed decision, from the UI or the CLI.
 
-A decision flow (approve-enforcement, review-appeal) tags its run ``case:<id>`` and waits for
-a :class:`~prefect.input.RunInput` form the Prefect UI shows on the paused run:
+A decision flow (approve-enforcement, review-appeal, extension-request) tags its run
+``case:<id>`` and waits for a :class:`~prefect.input.RunInput` form the Prefect UI shows on the
+paused run:
 
 * run in-process (``caseward demo``, tests, a plain ``python`` call) it **pauses**, polling
   the API, up to its timeout;
@@ -45,13 +46,14 @@ from prefect.input import RunInput
 from prefect.states import Failed, Running
 from pydantic import Field, create_model, field_validator
 
-Kind = Literal["approve-enforcement", "review-appeal"]
-KINDS: tuple[Kind, ...] = ("approve-enforcement", "review-appeal")
+Kind = Literal["approve-enforcement", "review-appeal", "extension-request"]
+KINDS: tuple[Kind, ...] = ("approve-enforcement", "review-appeal", "extension-request")
 TIMED_OUT = "TimedOut"
 T = TypeVar("T", bound=RunInput)
 DECIDE_COMMANDS = {
     "approve-enforcement": "caseward cases approve-enforcement {case_id} --reason TEXT",
     "review-appeal": "caseward appeal decide {case_id} --uphold|--overturn --reason TEXT",
+    "extension-request": "caseward cases extend|decline-extension {case_id} --reason TEXT",
 }
 
 
@@ -94,6 +96,15 @@ class AppealDecision(_Decision):
 
     decision: Literal["uphold", "overturn"] = Field(
         description="overturn: every action is reversed and access restored."
+    )
+
+
+class ExtensionDecision(_Decision):
+    """A lead's answer to a developer's request for more time."""
+
+    decision: Literal["grant", "decline"] = Field(
+        description="grant: the case's one extension (deadline.extension_days); decline: "
+        "the deadline stands and the next advance-cases run may escalate."
     )
 
 

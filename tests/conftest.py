@@ -25,6 +25,7 @@ from cases.core import db
 from cases.core.db import Base, make_engine
 from cases.core.settings import get_settings
 
+TEST_PORTAL_KEY = "test-portal-key-0123456789abcdef0123456789"
 DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 _STARTED = pytest.StashKey[float]()
 
@@ -70,6 +71,8 @@ def isolated_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterat
             monkeypatch.delenv(name)
     monkeypatch.delenv("SENDGRID_API_KEY", raising=False)
     monkeypatch.setenv("CASEWARD_SIMULATION", "true")
+    # a key of its own, so that a test may leave simulation (where one is required)
+    monkeypatch.setenv("CASEWARD_PORTAL__SECRET_KEY", TEST_PORTAL_KEY)
     monkeypatch.setenv("CASEWARD_DATABASE_URL", f"sqlite:///{tmp_path / 'caseward.db'}")
     monkeypatch.setenv("CASEWARD_EMAIL__MAIL_DIR", str(tmp_path / "mail"))
     reset_caches()

@@ -63,6 +63,12 @@ def extras_for(template: EmailTemplate, case: Case) -> dict[str, Any]:
             "changes": changes,
             "decision_reason": "The developer is rolling out the CAPTCHA.",
         },
+        EmailTemplate.EXTENSION_REQUESTED: {"deadline": deadline, "changes": changes},
+        EmailTemplate.EXTENSION_DECLINED: {
+            "deadline": deadline,
+            "changes": changes,
+            "decision_reason": "There has been no progress so far.",
+        },
         EmailTemplate.CASE_RESOLVED: {"decision_reason": "The CAPTCHA is live."},
         EmailTemplate.ENFORCEMENT_DECLINED: {"decision_reason": "Fixed the day after."},
         EmailTemplate.APPEAL_UPHELD: {"decision_reason": "The reports continued after the ban."},

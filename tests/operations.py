@@ -17,7 +17,7 @@ from cases.core.enums import CaseStatus
 from cases.core.errors import UsageError
 from cases.enforcement import appeals
 from cases.enforcement.platform.registry import RegistryAdapter
-from cases.lifecycle import escalation, operations, service
+from cases.lifecycle import escalation, extensions, operations, service
 from cases.lifecycle.states import EVENTS, TRANSITIONS, Op
 from tests import factories as f
 from tests.factories import T0, days
@@ -116,6 +116,18 @@ OPERATIONS: dict[str, tuple[Op, Operation]] = {
     "extend": (
         Op.EXTEND,
         lambda s, i, now: operations.extend(s, case_id=i, actor="lead-ann", reason="r", now=now),
+    ),
+    "request_extension": (
+        Op.REQUEST_EXTENSION,
+        lambda s, i, now: extensions.request_extension(
+            s, case_id=i, actor="developer:d", statement="more time", now=now
+        ),
+    ),
+    "decline_extension": (
+        Op.DECLINE_EXTENSION,
+        lambda s, i, now: extensions.decline_extension(
+            s, case_id=i, actor="lead-ann", reason="r", now=now
+        ),
     ),
     "acknowledge": (
         Op.ACKNOWLEDGE,

@@ -242,7 +242,7 @@ def test_config_shows_the_variables_to_set(capsys: pytest.CaptureFixture[str]) -
     lines = out.splitlines()
     for line in (
         "CASEWARD_DETECTION__DUPLICATE_DESCRIPTION_SIMILARITY=0.9",
-        "CASEWARD_EMAIL__APPEAL_URL=https://developer.example.com/appeals",
+        "CASEWARD_PORTAL__BASE_URL=http://127.0.0.1:8080",
         "CASEWARD_EMAIL__PLATFORM_NAME='Example Platform'",
         "CASEWARD_DEADLINES__REMINDER_OFFSETS_DAYS='[7, 1]'",
         "SENDGRID_API_KEY=",

@@ -28,7 +28,7 @@ from cases.email.render import format_date
 from cases.enforcement import appeals
 from cases.enforcement.catalog import get_catalog
 from cases.enforcement.platform.registry import RegistryAdapter
-from cases.lifecycle import escalation, operations, service, write
+from cases.lifecycle import escalation, extensions, operations, service, write
 from tests.factories import deliver_pending
 
 T0 = datetime(2026, 11, 9, 9, 0, tzinfo=UTC)
@@ -86,13 +86,28 @@ def _each(engine: Engine, step: Callable[..., object], **kwargs: object) -> None
 
 
 def _to_changes_requested(engine: Engine) -> None:
-    """Confirm, outreach, change request (due day 45), both reminders and an extension."""
+    """Confirm, outreach, change request (due day 45), both reminders, a request for more
+    time declined, and then (the lead thinking again) the extension."""
     _each(engine, operations.confirm, actor=LEAD, reason="evidence reviewed", now=at(0))
     _each(engine, operations.send_outreach, now=at(0))
     deliver_pending(engine, now=at(0))
     _each(engine, operations.request_changes, actor=write.SYSTEM, reason="no answer", now=at(15))
     deliver_pending(engine, now=at(15))
     _each(engine, operations.send_reminder, now=at(38))
+    _each(
+        engine,
+        extensions.request_extension,
+        actor="developer:someone",
+        statement="We need two more weeks to merge the apps.",
+        now=at(39),
+    )
+    _each(
+        engine,
+        extensions.decline_extension,
+        actor=LEAD,
+        reason="the copies are still live",
+        now=at(39.5),
+    )
     _each(
         engine,
         operations.extend,
@@ -186,6 +201,8 @@ COMMON = {
     EmailTemplate.OUTREACH,
     EmailTemplate.FEATURE_CHANGE_REQUEST,
     EmailTemplate.DEADLINE_REMINDER,
+    EmailTemplate.EXTENSION_REQUESTED,
+    EmailTemplate.EXTENSION_DECLINED,
     EmailTemplate.EXTENSION_GRANTED,
 }
 APPEALED = {EmailTemplate.APPEAL_RECEIVED}

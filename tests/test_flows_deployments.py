@@ -13,9 +13,9 @@ SPECS = specs()
 
 def test_every_flow_is_deployed_once() -> None:
     names = [s["name"] for s in SPECS]
-    assert sorted(names) == sorted(SCHEDULED | {"approve-enforcement", "review-appeal"}), (
-        "one deployment per flow"
-    )
+    assert sorted(names) == sorted(
+        SCHEDULED | {"approve-enforcement", "review-appeal", "extension-request"}
+    ), "one deployment per flow"
 
 
 @pytest.mark.parametrize("spec", SPECS, ids=lambda s: s["name"])

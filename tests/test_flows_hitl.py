@@ -18,9 +18,10 @@ from cases.core.db import session_scope
 from cases.core.enums import AppStatus, CaseStatus, Severity
 from cases.core.models import App, CaseEvent, Enforcement
 from cases.enforcement import appeals
-from cases.lifecycle import escalation, operations, service, sweeper
+from cases.lifecycle import escalation, extensions, operations, service, sweeper
 from cases.lifecycle.states import Op
 from flows.approve_enforcement import approve_enforcement
+from flows.extension_request import extension_request
 from flows.hitl import Kind, expire_waiting, resume_waiting, waiting_runs
 from flows.review_appeal import review_appeal
 from tests import factories as f
@@ -274,3 +275,63 @@ def test_the_appeal_form_shows_the_statement_and_bars_the_approver(
         resume_waiting(case_id, "review-appeal", "uphold", "fits", "lead-ann")
     assert resume_waiting(case_id, "review-appeal", "uphold", "fits", "lead-bob")
     assert run.join().name == "Uphold"
+
+
+def _asked_for_time(engine: Engine) -> int:
+    """A case whose developer asked for more time before the change deadline (day 45)."""
+    with session_scope(engine) as session:
+        case = f.open_case(session)
+        operations.confirm(session, case_id=case.id, actor="lead-ann", reason="spam", now=T0)
+        case_id = case.id
+    for at in (T0, T0 + days(15)):
+        sweeper.advance(engine, now=at)
+        f.deliver_pending(engine, now=at)
+    with session_scope(engine) as session:
+        extensions.request_extension(
+            session,
+            case_id=case_id,
+            actor="developer:d-1",
+            statement="We are <b>merging</b> the apps",
+            now=T0 + days(40),
+        )
+    return case_id
+
+
+def test_a_request_for_more_time_is_granted_in_the_ui(sqlite_engine: Engine) -> None:
+    case_id = _asked_for_time(sqlite_engine)
+    with session_scope(sqlite_engine) as session:
+        before = service.get_or_raise(session, case_id=case_id).deadline
+    assert before is not None
+    run = _waiting(extension_request, case_id)
+
+    assert resume_waiting(case_id, "extension-request", "grant", "progress shown", "lead-bob")
+
+    assert run.join().name == "Granted"
+    with session_scope(sqlite_engine) as session:
+        case = service.get_or_raise(session, case_id=case_id)
+        assert case.extension_granted and case.deadline == before + days(14)
+        assert not extensions.awaiting_decision(session, case_id=case_id)
+    assert _count(sqlite_engine, case_id, Op.EXTEND) == 1
+
+
+def test_a_request_for_more_time_declined_in_the_ui_lets_the_case_escalate(
+    sqlite_engine: Engine,
+) -> None:
+    case_id = _asked_for_time(sqlite_engine)
+    sweeper.advance(sqlite_engine, now=T0 + days(46))  # past the deadline: held
+    with session_scope(sqlite_engine) as session:
+        assert service.get_or_raise(session, case_id=case_id).status is CaseStatus.CHANGES_REQUESTED
+    run = _waiting(extension_request, case_id)
+    form = _form(waiting_runs(case_id, "extension-request")[0], "decision-1")
+    assert form is not None and f"Case {case_id}: grant or decline more time" in form
+    assert "> We are \\<b\\>merging\\</b\\> the apps" in form  # the request, escaped
+
+    assert resume_waiting(case_id, "extension-request", "decline", "no progress", "lead-bob")
+
+    assert run.join().name == "Declined"
+    assert _count(sqlite_engine, case_id, Op.DECLINE_EXTENSION) == 1
+    sweeper.advance(sqlite_engine, now=T0 + days(53))
+    with session_scope(sqlite_engine) as session:
+        assert service.get_or_raise(session, case_id=case_id).status is not (
+            CaseStatus.CHANGES_REQUESTED
+        )

@@ -18,7 +18,7 @@ from cases.core.errors import GuardFailed, InvalidInput, NotFound, TransitionNot
 from cases.core.models import App, Appeal, OutboxMessage
 from cases.enforcement import appeals
 from cases.enforcement.platform.registry import RegistryAdapter
-from cases.lifecycle import escalation, notices, operations, service
+from cases.lifecycle import escalation, extensions, notices, operations, service
 from cases.lifecycle.states import EVENTS, TRANSITIONS, Op
 from tests import factories as f
 from tests.conftest import reset_caches
@@ -482,6 +482,16 @@ LEAD_DECISIONS: dict[str, tuple[CaseStatus, Callable[[object, int, str], object]
         S.OPENED,
         lambda s, i, who: operations.assign(s, case_id=i, actor=who, assignee="lead-cy", now=T0),
     ),
+    # a developer's request for more time (rolled back with a refused decline), declined
+    "decline_extension": (
+        S.CHANGES_REQUESTED,
+        lambda s, i, who: (
+            extensions.request_extension(
+                s, case_id=i, actor="developer:d", statement="time", now=T0 + days(20)
+            ),
+            extensions.decline_extension(s, case_id=i, actor=who, reason="r", now=T0 + days(21)),
+        ),
+    ),
     "resolve_delivery": (
         S.CHANGES_REQUESTED,
         lambda s, i, who: notices.delivery_resolved(
@@ -505,6 +515,7 @@ LEAD_DECISION_OPS: dict[str, Op] = {
     "overturn": Op.OVERTURN,
     "assign": Op.ASSIGN,
     "resolve_delivery": Op.DELIVERY_RESOLVED,
+    "decline_extension": Op.DECLINE_EXTENSION,
 }
 
 

@@ -146,6 +146,7 @@ def test_a_crash_prints_a_masked_traceback_and_one_last_line(tmp_path: Path) -> 
         "SENDGRID_API_KEY": "SG.secret-key-123",
         "CASEWARD_DATABASE_URL": f"sqlite:///{tmp_path}/x.db",
         "CASEWARD_PLATFORM__API_TOKEN": "p4ss-w0rd",
+        "CASEWARD_PORTAL__SECRET_KEY": "portal-key-that-signs-every-link-0123456789",
     }
     done = subprocess.run(
         [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60
@@ -153,6 +154,7 @@ def test_a_crash_prints_a_masked_traceback_and_one_last_line(tmp_path: Path) -> 
     assert done.returncode == 1
     assert "Traceback" in done.stderr and "RuntimeError" in done.stderr
     assert "SG.secret-key-123" not in done.stderr and "p4ss-w0rd" not in done.stderr
+    assert "portal-key-that-signs" not in done.stderr
     assert done.stderr.splitlines()[-1].startswith("caseward: internal error (RuntimeError)")
 
 

@@ -95,10 +95,19 @@ def test_caseward_serve_runs_schedules_and_decision_triggers(
     workspace: dict[str, str], tmp_path: Path
 ) -> None:
     waiting, appealed = prepare_cases(workspace, tmp_path)
-    port = free_port()
+    port, web_port = free_port(), free_port()
     deployments = prefect_yaml_every_minute(tmp_path / "prefect.yaml")
     served = start(
-        [*CASEWARD, "serve", "--port", str(port), "--deployments", str(deployments)],
+        [
+            *CASEWARD,
+            "serve",
+            "--port",
+            str(port),
+            "--web-port",
+            str(web_port),
+            "--deployments",
+            str(deployments),
+        ],
         workspace,
         tmp_path,
         tmp_path / "serve.log",
@@ -108,6 +117,8 @@ def test_caseward_serve_runs_schedules_and_decision_triggers(
         wait_for("the Prefect server", lambda: healthy(api), 120, every=1)
         ui = httpx.get(f"http://127.0.0.1:{port}/ui-settings", timeout=10).json()
         assert ui["api_url"] == f"http://127.0.0.1:{port}/api"  # not the default 4200
+        portal = httpx.get(f"http://127.0.0.1:{web_port}/healthz", timeout=10)
+        assert portal.text == "ok\n"  # the developer portal runs beside the deployments
         check_lifecycle_through_prefect(api, workspace, tmp_path, waiting, appealed)
     finally:
         stop(served)

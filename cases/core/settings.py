@@ -279,9 +279,10 @@ class EmailSettings(Group):
     backoff_base_seconds: float = Field(30.0, gt=0, description="First retry delay.")
     backoff_max_seconds: float = Field(3600.0, gt=0, description="Longest retry delay.")
     timezone: str = Field("UTC", description="Time zone deadlines are shown in.")
-    appeal_url: str = Field(
-        "https://developer.example.com/appeals",
-        description="The page where developers file appeals (every enforcement e-mail).",
+    appeal_url: str | None = Field(
+        None,
+        description="No longer used: developers appeal through the personal link of their "
+        "e-mails (portal.base_url); accepted so that older configurations still load.",
     )
     policy_url: str = Field(
         "https://developer.example.com/policy",
@@ -480,6 +481,62 @@ class SlaSettings(Group):
     )
 
 
+class PortalSettings(Group):
+    """The developer portal: the personal links in every e-mail and the pages they open."""
+
+    base_url: str = Field(
+        "http://127.0.0.1:8080",
+        description="Where developers reach `caseward web` (behind a TLS reverse proxy in "
+        "production, e.g. https://cases.example.org); every e-mail links under it.",
+    )
+    secret_key: SecretStr | None = Field(
+        None,
+        min_length=32,
+        description="Signs the personal links (HMAC-SHA256); required outside simulation. "
+        "At least 32 characters, e.g. from `python -c 'import secrets; "
+        "print(secrets.token_urlsafe(32))'`.",
+    )
+    previous_keys: list[SecretStr] = Field(
+        default_factory=list,
+        description="Keys links were signed with before the current one: still accepted, "
+        "so that rotating the key breaks no link already e-mailed.",
+    )
+    link_grace_days: int = Field(
+        30,
+        ge=0,
+        le=MAX_DAYS,
+        description="A link stays valid this many days after the end of the appeal window.",
+    )
+    link_requests_per_minute: int = Field(
+        30, ge=1, description="Requests one personal link may make per minute."
+    )
+    address_requests_per_minute: int = Field(
+        120, ge=1, description="Requests one client address may make per minute."
+    )
+    trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description="Addresses of reverse proxies whose X-Forwarded-For names the client "
+        "(for the per-address limit); empty: the connecting address is the client.",
+    )
+
+    @field_validator("base_url")
+    @classmethod
+    def _web_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in {"http", "https"} or not parts.hostname:
+            raise ValueError(f"{value!r} is not an http(s) URL")
+        if parts.query or parts.fragment:
+            raise ValueError(f"{value!r}: a base URL has no query or fragment")
+        return value.rstrip("/")
+
+    @field_validator("previous_keys")
+    @classmethod
+    def _long_keys(cls, value: list[SecretStr]) -> list[SecretStr]:
+        if any(len(key.get_secret_value()) < 32 for key in value):
+            raise ValueError("every previous key has at least 32 characters")
+        return value
+
+
 class Settings(BaseSettings):
     """All of Caseward's configuration."""
 
@@ -526,6 +583,7 @@ class Settings(BaseSettings):
     triage: TriageSettings = Field(default_factory=TriageSettings)
     strikes: StrikeSettings = Field(default_factory=StrikeSettings)
     sla: SlaSettings = Field(default_factory=SlaSettings)
+    portal: PortalSettings = Field(default_factory=PortalSettings)
 
     @field_validator("now", mode="before")
     @classmethod
@@ -559,6 +617,12 @@ class Settings(BaseSettings):
             raise ValueError(
                 "now (CASEWARD_NOW) sets a simulated time and is accepted only in "
                 "simulation mode (CASEWARD_SIMULATION=true)"
+            )
+        if not self.simulation and self.portal.secret_key is None:
+            raise ValueError(
+                "portal.secret_key (CASEWARD_PORTAL__SECRET_KEY) is required outside simulation: "
+                "every e-mail carries a personal link signed with it (at least 32 characters, "
+                "e.g. python -c 'import secrets; print(secrets.token_urlsafe(32))')"
             )
         if self.identity == "database" and not self.database_url.startswith("postgresql"):
             raise ValueError('identity = "database" needs a PostgreSQL database_url')
@@ -596,7 +660,12 @@ def get_settings() -> Settings:
 
 def secrets_of(settings: Settings) -> list[str]:
     """Every secret of the configuration, to be masked wherever text is shown."""
-    tokens = [settings.sendgrid_api_key, settings.platform.api_token]
+    tokens = [
+        settings.sendgrid_api_key,
+        settings.platform.api_token,
+        settings.portal.secret_key,
+        *settings.portal.previous_keys,
+    ]
     return url_password(settings.database_url) + [
         t.get_secret_value() for t in tokens if t is not None
     ]

@@ -16,6 +16,7 @@ from cases.core.models import App, Case, Developer
 from cases.core.settings import Settings, get_settings
 from cases.email.findings import found_for, own_targets
 from cases.email.render import RenderedEmail, Renderer, get_renderer
+from cases.portal.links import personal_links
 
 # e-mails whose step starts a deadline on delivery, and the setting of its length
 DUE_AFTER = {
@@ -110,7 +111,7 @@ def shared_context(
         "policy": policy,
         "platform": {"name": email.platform_name},
         "sender": {"name": email.sender_name, "address": email.sender},
-        "links": {"policy": email.policy_url, "appeal": email.appeal_url},
+        "links": {"policy": email.policy_url},
         "days": {
             "outreach_response": settings.deadlines.outreach_response_days,
             "change": change_days,
@@ -141,8 +142,8 @@ def developer_context(
     shared: Mapping[str, Any], case: Case, developer: Developer, settings: Settings
 ) -> dict[str, Any]:
     """``shared`` plus what differs per recipient: the developer, their own apps, what was
-    found about them and what was done to them. Another party of the case is only ever a
-    count (:mod:`cases.email.findings`)."""
+    found about them, what was done to them and their personal link to the portal. Another
+    party of the case is only ever a count (:mod:`cases.email.findings`)."""
     own_apps = [a for a in case.apps if a.developer_id == developer.id]
     context = {
         **shared,
@@ -156,6 +157,10 @@ def developer_context(
             "id": developer.id,
             "handle": one_line(developer.handle),
             "email": developer.email,
+        },
+        "links": {
+            **shared["links"],
+            **personal_links(case, developer.id, now=shared["now"], settings=settings),
         },
     }
     if "actions" in shared:

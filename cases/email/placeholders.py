@@ -1,9 +1,9 @@
 """E-mail settings a deployment must change before a real developer reads an e-mail.
 
-The defaults (links on ``developer.example.com``, a sender at ``caseward.local``, the name
-"Example Platform") make the demo and the tests work and would give a real developer dead
-links and an address nobody reads. Outside simulation, delivery refuses to start while any
-of them is left as it is.
+The defaults (links on ``developer.example.com`` and ``127.0.0.1``, a sender at
+``caseward.local``, the name "Example Platform") make the demo and the tests work and would
+give a real developer dead links and an address nobody reads. Outside simulation, delivery
+refuses to start while any of them is left as it is.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 from cases.core.errors import CasewardError
-from cases.core.settings import EmailSettings, Settings, env_name
+from cases.core.settings import EmailSettings, PortalSettings, Settings, env_name
 
 # reserved for documentation and local networks (RFC 2606, RFC 6761, RFC 6762)
 _PLACEHOLDER_SUFFIXES = (".example", ".invalid", ".test", ".localhost", ".local")
@@ -35,9 +35,8 @@ def placeholder_domain(domain: str) -> bool:
 def placeholder_settings(email: EmailSettings) -> list[str]:
     """The e-mail settings (as dotted names) that still hold a placeholder value."""
     found = []
-    for name in ("appeal_url", "policy_url"):
-        if placeholder_domain(urlsplit(getattr(email, name)).hostname or ""):
-            found.append(f"email.{name}")
+    if placeholder_domain(urlsplit(email.policy_url).hostname or ""):
+        found.append("email.policy_url")
     for name in ("sender", "reply_to"):
         address = getattr(email, name)
         if address is not None and placeholder_domain(address.rpartition("@")[2]):
@@ -47,12 +46,19 @@ def placeholder_settings(email: EmailSettings) -> list[str]:
     return found
 
 
+def placeholder_portal(portal: PortalSettings) -> list[str]:
+    """``portal.base_url`` when no developer could open it (this machine, an example name)."""
+    host = (urlsplit(portal.base_url).hostname or "").lower()
+    local = host.startswith("127.") or host in {"::1", "0.0.0.0"}
+    return ["portal.base_url"] if local or placeholder_domain(host) else []
+
+
 def refuse_placeholders(settings: Settings) -> None:
     """Raise :class:`EmailNotConfigured` (one line) when e-mail would reach a real developer
     with a placeholder setting; in simulation nothing reaches a real developer."""
     if settings.simulation:
         return
-    names = placeholder_settings(settings.email)
+    names = placeholder_settings(settings.email) + placeholder_portal(settings.portal)
     if names:
         raise EmailNotConfigured(
             "refusing to send e-mail: set "

@@ -30,6 +30,7 @@ DECIDED_BY = {
     EmailTemplate.CASE_RESOLVED: Op.RESOLVE,
     EmailTemplate.ENFORCEMENT_DECLINED: Op.DECLINE_ENFORCEMENT,
     EmailTemplate.EXTENSION_GRANTED: Op.EXTEND,
+    EmailTemplate.EXTENSION_DECLINED: Op.DECLINE_EXTENSION,
 }
 
 
@@ -118,8 +119,10 @@ def preview_extra(
     decision_reason = decided or placeholders["decision_reason"]
     if template is EmailTemplate.FEATURE_CHANGE_REQUEST:
         return {"changes": asked}
-    if template is EmailTemplate.DEADLINE_REMINDER:
+    if template in (EmailTemplate.DEADLINE_REMINDER, EmailTemplate.EXTENSION_REQUESTED):
         return {"deadline": deadline, "changes": asked}
+    if template is EmailTemplate.EXTENSION_DECLINED:
+        return {"deadline": deadline, "changes": asked, "decision_reason": decision_reason}
     if template is EmailTemplate.EXTENSION_GRANTED:
         extended = deadline + timedelta(days=settings.deadlines.extension_days)
         return {

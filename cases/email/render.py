@@ -197,6 +197,7 @@ def fit_lines(text: str, width: int = TEXT_WIDTH) -> str:
                 width,
                 initial_indent=lead,
                 subsequent_indent=hang,
+                break_long_words=False,  # a long URL stays whole, and a working link
                 break_on_hyphens=False,
             )
         )

@@ -22,7 +22,7 @@ from cases.core.models import App, Appeal, Case, CaseEvent, ChangeRequest, Enfor
 from cases.core.settings import get_settings
 from cases.enforcement import planning
 from cases.enforcement.catalog import get_catalog
-from cases.lifecycle import service
+from cases.lifecycle import extensions, service
 from cases.lifecycle.states import ACTIVE_BEFORE_ENFORCEMENT
 
 # shown elsewhere in the brief (the summary line, the apps table) or for tuning only
@@ -270,7 +270,8 @@ def eligible_reviewers(brief: CaseBrief) -> list[str] | None:
 
 
 class WaitingDecision(BaseModel):
-    """A case waiting for a lead: an enforcement to approve or an appeal to decide."""
+    """A case waiting for a lead: an enforcement to approve, an appeal to decide or a
+    developer's request for more time to answer."""
 
     case_id: int
     policy: str
@@ -296,10 +297,19 @@ def waiting_decisions(session: Session, *, limit: int = 200) -> list[WaitingDeci
             Case.status == CaseStatus.APPEALED
         )
     ).all()
+    extension_requests = session.execute(
+        select(Case.id, Case.policy, extensions.requested_at_clause()).where(
+            extensions.awaiting_clause()
+        )
+    ).all()
+    kinds = (
+        ("approve-enforcement", approvals),
+        ("review-appeal", appeals),
+        ("extension-request", extension_requests),
+    )
     rows = [
-        WaitingDecision(case_id=i, policy=p, kind="approve-enforcement", since=at)
-        for i, p, at in approvals
-    ] + [
-        WaitingDecision(case_id=i, policy=p, kind="review-appeal", since=at) for i, p, at in appeals
+        WaitingDecision(case_id=i, policy=p, kind=kind, since=at)
+        for kind, found in kinds
+        for i, p, at in found
     ]
     return sorted(rows, key=lambda r: (r.since, r.case_id))[:limit]

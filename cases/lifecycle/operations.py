@@ -25,7 +25,7 @@ from cases.lifecycle.states import (
     Op,
     check_transition,
 )
-from cases.lifecycle.write import SYSTEM, Change, record, require_lead
+from cases.lifecycle.write import SYSTEM, Change, origin_data, record, require_lead
 
 
 def next_reminder(
@@ -272,14 +272,28 @@ def acknowledge(
 
 
 def report_compliance(
-    session: Session, *, case_id: int, actor: str, statement: str, now: datetime
+    session: Session,
+    *,
+    case_id: int,
+    actor: str,
+    statement: str,
+    now: datetime,
+    url: str | None = None,
 ) -> Case:
-    """The developer says the changes are made; no deadline runs while a lead verifies."""
+    """The developer says the changes are made; no deadline runs while a lead verifies.
+    ``url``: where the lead can see them (kept on the event and quoted in its reason)."""
     case = get_or_raise(session, case_id=case_id, lock=True)
+    reason = f"{statement}\n\nWhere to see the changes: {url}" if url else statement
     record(
         session,
         case=case,
-        change=Change(op=Op.REPORT_COMPLIANCE, actor=actor, reason=statement, now=now),
+        change=Change(
+            op=Op.REPORT_COMPLIANCE,
+            actor=actor,
+            reason=reason,
+            now=now,
+            data={"url": url} if url else {},
+        ),
     )
     _answer(session, case_id=case.id, response="compliance_reported", text=statement, now=now)
     return case
@@ -339,10 +353,14 @@ def extend(
     reason: str,
     now: datetime,
     days: int | None = None,
+    origin: Mapping[str, str] | None = None,
 ) -> Case:
-    """Grant the one extension a case may have."""
+    """Grant the one extension a case may have (``origin``: where the decision came from,
+    e.g. a decision form in the Prefect UI)."""
     case = get_or_raise(session, case_id=case_id, lock=True)
-    return _extend(session, case=case, actor=actor, reason=reason, now=now, days=days)
+    return _extend(
+        session, case=case, actor=actor, reason=reason, now=now, days=days, origin=origin
+    )
 
 
 def _extend(
@@ -353,6 +371,7 @@ def _extend(
     reason: str,
     now: datetime,
     days: int | None = None,
+    origin: Mapping[str, str] | None = None,
 ) -> Case:
     """:func:`extend` on a case the caller has locked (bulk decisions)."""
     settings = get_settings()
@@ -371,6 +390,7 @@ def _extend(
             actor=actor,
             reason=reason,
             now=now,
+            data=origin_data(origin),
             fields={
                 "deadline": new,
                 "extension_granted": True,

@@ -46,6 +46,8 @@ class Op(StrEnum):
     SPAM_REPORTED = "spam_reported"
     REMINDER_SENT = "reminder_sent"
     EXTEND = "extend"
+    REQUEST_EXTENSION = "request_extension"
+    DECLINE_EXTENSION = "decline_extension"
     ACKNOWLEDGE = "acknowledge"
     APPROVE_ENFORCEMENT = "approve_enforcement"
     ACTIONS_APPLIED = "actions_applied"
@@ -154,6 +156,13 @@ EVENTS: dict[Op, EventSpec] = {
     Op.EXTEND: EventSpec(
         frozenset({S.CHANGES_REQUESTED}), (EmailTemplate.EXTENSION_GRANTED,), lead_only=True
     ),
+    # a developer asks for more time; a lead grants (EXTEND) or declines it
+    Op.REQUEST_EXTENSION: EventSpec(
+        frozenset({S.CHANGES_REQUESTED}), (EmailTemplate.EXTENSION_REQUESTED,)
+    ),
+    Op.DECLINE_EXTENSION: EventSpec(
+        frozenset({S.CHANGES_REQUESTED}), (EmailTemplate.EXTENSION_DECLINED,), lead_only=True
+    ),
     Op.ACKNOWLEDGE: EventSpec(frozenset({S.OUTREACH_SENT, S.CHANGES_REQUESTED})),
     Op.APPROVE_ENFORCEMENT: EventSpec(frozenset({S.ENFORCEMENT_DUE}), lead_only=True),
     # the platform applied actions after the enforcement's first notice: their own notice
@@ -214,6 +223,8 @@ OP_WORDS: dict[Op, str] = {
     Op.SPAM_REPORTED: "record a spam report on",
     Op.REMINDER_SENT: "send a reminder on",
     Op.EXTEND: "extend the deadline of",
+    Op.REQUEST_EXTENSION: "request an extension on",
+    Op.DECLINE_EXTENSION: "decline the extension request on",
     Op.ACKNOWLEDGE: "acknowledge the request on",
     Op.APPROVE_ENFORCEMENT: "approve the enforcement of",
     Op.ASSIGN: "assign",

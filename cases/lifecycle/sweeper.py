@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TypeVar
 
-from sqlalchemy import ColumnElement, Engine, and_, exists, or_, select
+from sqlalchemy import ColumnElement, Engine, and_, exists, not_, or_, select
 from sqlalchemy.orm import Session
 
 from cases.core.db import session_scope
@@ -35,7 +35,7 @@ from cases.enforcement import execution
 from cases.enforcement.execution import Claim
 from cases.enforcement.platform import get_adapter
 from cases.enforcement.platform.base import PlatformAdapter
-from cases.lifecycle import escalation, operations, service, write
+from cases.lifecycle import escalation, extensions, operations, service, write
 
 log = logging.getLogger(__name__)
 
@@ -211,8 +211,11 @@ STEPS: tuple[Step, ...] = (
     ),
     Step(
         "expire-deadlines",
+        # a failed notice, or a request for more time no lead has answered, holds it
         lambda now: and_(
-            _timed_out(CaseStatus.CHANGES_REQUESTED, now), Case.delivery_blocked.is_(False)
+            _timed_out(CaseStatus.CHANGES_REQUESTED, now),
+            Case.delivery_blocked.is_(False),
+            not_(extensions.awaiting_clause()),
         ),
         lambda s, c, now, _: escalation._escalate(s, case=c, now=now),
     ),

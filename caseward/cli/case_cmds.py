@@ -16,7 +16,7 @@ from cases.core.models import Case
 from cases.core.schemas import CaseCreate
 from cases.email import recovery
 from cases.enforcement import planning
-from cases.lifecycle import escalation, notices, operations, queries, service, sweeper
+from cases.lifecycle import escalation, extensions, notices, operations, queries, service, sweeper
 from caseward.cli import case_views
 from caseward.cli.bulk import accepts_filters
 from caseward.cli.common import MAX_INT, STATE, emit, err, fmt_time, out
@@ -262,12 +262,26 @@ def extend(
     ] = None,
     as_json: Json = False,
 ) -> None:
-    """Grant the case's one extension of its change deadline."""
+    """Grant the case's one extension of its change deadline (a developer's request for
+    more time, or a lead's own decision)."""
     with unit_of_work() as session:
         case = operations.extend(
             session, case_id=case_id, actor=STATE.who(), reason=reason, now=STATE.now(), days=days
         )
         _done(case, as_json)
+    resume_waiting_flow(case_id, "extension-request", "grant", reason)
+
+
+@cases_app.command("decline-extension")
+def decline_extension(case_id: CaseId, reason: Reason, as_json: Json = False) -> None:
+    """Decline a developer's request for more time: the deadline stands (the developer is
+    e-mailed the reason)."""
+    with unit_of_work() as session:
+        case = extensions.decline_extension(
+            session, case_id=case_id, actor=STATE.who(), reason=reason, now=STATE.now()
+        )
+        _done(case, as_json)
+    resume_waiting_flow(case_id, "extension-request", "decline", reason)
 
 
 @cases_app.command("request-changes")
@@ -451,7 +465,7 @@ def _impact_view(impact: planning.ImpactPreview) -> Any:
 
 def resume_waiting_flow(
     case_id: int,
-    kind: Literal["approve-enforcement", "review-appeal"],
+    kind: Literal["approve-enforcement", "review-appeal", "extension-request"],
     decision: str,
     reason: str,
 ) -> None:
@@ -474,7 +488,7 @@ def resume_waiting_flow(
 
 def _resume_each(
     case_ids: Sequence[int],
-    kind: Literal["approve-enforcement", "review-appeal"],
+    kind: Literal["approve-enforcement", "review-appeal", "extension-request"],
     decision: str,
     reason: str,
 ) -> None:

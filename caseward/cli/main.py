@@ -92,13 +92,21 @@ for module in (
 
 def _optional_groups() -> None:
     """Command groups from the detection, e-mail, orchestration, rules and statements packages."""
-    from caseward.cli import detect_cmds, outbox_cmds, rules_cmds, serve_cmds, statements_cmds
+    from caseward.cli import (
+        detect_cmds,
+        outbox_cmds,
+        rules_cmds,
+        serve_cmds,
+        statements_cmds,
+        web_cmds,
+    )
 
     detect_cmds.register(app)
     rules_cmds.register(app)
     outbox_cmds.register(app)
     serve_cmds.register(app)
     statements_cmds.register(app)
+    web_cmds.register(app)
 
 
 _optional_groups()
@@ -124,7 +132,12 @@ def _secrets() -> list[str]:
     try:
         return secrets_of(get_settings())
     except CasewardError:
-        keys = ("SENDGRID_API_KEY", "CASEWARD_SENDGRID_API_KEY", "CASEWARD_PLATFORM__API_TOKEN")
+        keys = (
+            "SENDGRID_API_KEY",
+            "CASEWARD_SENDGRID_API_KEY",
+            "CASEWARD_PLATFORM__API_TOKEN",
+            "CASEWARD_PORTAL__SECRET_KEY",
+        )
         return url_password(os.environ.get("CASEWARD_DATABASE_URL", "")) + [
             os.environ[k] for k in keys if os.environ.get(k)
         ]

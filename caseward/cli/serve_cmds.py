@@ -15,6 +15,15 @@ def serve(
     port: Annotated[
         int, typer.Option("--port", min=1, max=65535, help="Port of the local Prefect server.")
     ] = 4200,
+    web_host: Annotated[
+        str, typer.Option("--web-host", help="Address of the developer portal.")
+    ] = "127.0.0.1",
+    web_port: Annotated[
+        int,
+        typer.Option(
+            "--web-port", min=0, max=65535, help="Port of the developer portal (0: none)."
+        ),
+    ] = 8080,
     deployments: Annotated[
         Path | None,
         typer.Option(
@@ -25,13 +34,14 @@ def serve(
         ),
     ] = None,
 ) -> None:
-    """Start a local Prefect server (SQLite) and serve every deployment of prefect.yaml.
+    """Start a local Prefect server (SQLite), the developer portal (`caseward web`) and
+    serve every deployment of prefect.yaml.
 
     With PREFECT_API_URL set, serve the deployments against that server instead.
     """
     from caseward.serve import serve_all
 
-    serve_all(host, port, deployments)
+    serve_all(host, port, deployments, web=(web_host, web_port) if web_port else None)
 
 
 def demo(

@@ -1,1 +1,1 @@
-"""The web app: the developers' portal and the providers' webhooks."""
+"""The web app (``caseward web``): the developers' portal and the providers' webhooks."""
