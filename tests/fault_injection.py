@@ -47,7 +47,7 @@ ROOT = Path(__file__).resolve().parent.parent
 FIGURES = ROOT / ".caseward" / "fault-injection"  # each run's figures, by backend (JSON)
 T0 = datetime(2027, 1, 4, 9, 0, tzinfo=UTC)
 TICK = timedelta(hours=8)
-KILLS_IN_A_ROW = 3  # at most this many runs of one command are killed one after another
+KILLS_IN_A_ROW = 4  # at most this many runs of one command are killed one after another
 S = CaseStatus
 
 # deadlines short enough that a few simulated weeks hold every step, appeals included
