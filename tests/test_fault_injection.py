@@ -60,7 +60,7 @@ __all__ = ["platform"]
 
 SEED = int(os.environ.get("CASEWARD_TEST_FAULT_SEED") or random.SystemRandom().randrange(10**6))
 DAYS = 17  # simulated: outreach, change requests, deadlines, enforcement, appeals, closing
-KILL = 0.7  # chance that a run is killed
+KILL = 0.75  # chance that a run is killed
 RESTARTS = 3  # a killed run starts again at once, up to this many times per tick
 PROVIDER = {"429": 0.05, "500": 0.05, "timeout": 0.02, "lost_202": 0.02}
 PLATFORM = {"503": (0.08, 503), "lost_answer": (0.03, "drop")}
