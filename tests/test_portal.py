@@ -7,6 +7,7 @@ Links are taken from the e-mails the lifecycle rendered; the app runs at a simul
 from __future__ import annotations
 
 import logging
+import string
 from datetime import timedelta
 
 import pytest
@@ -109,6 +110,19 @@ def test_unknown_tampered_and_expired_links_get_the_same_404(
     assert {p.status_code for p in pages} == {404}
     assert len({p.text for p in [*pages, late]}) == 1  # the very same page
     assert portal(expiry - timedelta(seconds=1)).get(path).status_code == 200
+
+
+def test_every_other_spelling_of_a_link_is_refused() -> None:
+    """Each one-character change of a token, in every position (the last character's spare
+    bits included), is refused."""
+    key = b"a portal key of thirty-two bytes!"
+    token = links.sign(links.LinkClaims(7, links.developer_ref("d1"), T0 + timedelta(days=30)), key)
+    assert links.verify(token, [key], now=T0) is not None
+    alphabet = string.ascii_letters + string.digits + "-_"
+    others = {
+        token[:i] + c + token[i + 1 :] for i in range(len(token)) for c in alphabet if c != token[i]
+    }
+    assert [t for t in others if links.verify(t, [key], now=T0) is not None] == []
 
 
 def test_a_link_opens_only_its_developers_view(engine: Engine, portal: Client) -> None:

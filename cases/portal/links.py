@@ -100,6 +100,8 @@ def verify(token: str, keys: list[bytes], *, now: datetime) -> LinkClaims | None
         raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
     except (binascii.Error, ValueError):
         return None
+    if base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii") != token:
+        return None  # one spelling per link: the last character's spare bits are not free
     payload, mac = raw[: LAYOUT.size], raw[LAYOUT.size :]
     if not any(hmac.compare_digest(mac, _mac(key, payload)) for key in keys):
         return None
