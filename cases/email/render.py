@@ -77,6 +77,7 @@ def header_safe(value: str, *, limit: int = 250) -> str:
     return line if len(line) <= limit else line[: limit - 1].rstrip() + "…"
 
 
+@lru_cache(maxsize=4096)
 def format_instant(value: datetime, tz: str) -> str:
     """A date and time in the zone ``tz``, the zone named: ``Friday 4 December 2026, 14:00 UTC``
     or ``Friday 4 December 2026, 15:00 CET (UTC+01:00)``."""
@@ -90,6 +91,7 @@ def format_instant(value: datetime, tz: str) -> str:
     return f"{text} (UTC{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d})"
 
 
+@lru_cache(maxsize=4096)
 def format_date(value: datetime, tz: str) -> str:
     """Only the calendar date in ``tz``, e.g. ``4 December 2026``."""
     local = value.astimezone(ZoneInfo(tz))
@@ -113,8 +115,10 @@ EMPTY_CELL = "\u2013"  # an en dash
 CELL_WIDTH = 40
 
 
+@lru_cache(maxsize=4096)
 def bullet(text: str, marker: str = "  - ", width: int = 78) -> str:
-    """``text`` as one list item: wrapped, its lines hung under the first."""
+    """``text`` as one list item: wrapped, its lines hung under the first (cached: the
+    changes asked and the apps repeat across thousands of e-mails)."""
     return textwrap.fill(
         " ".join(str(text).split()),
         width,
