@@ -40,9 +40,10 @@ def render_rows(
     """The outbox rows of ``template`` for every developer of ``case`` (event ``event_seq``).
 
     What every recipient shares is gathered once per case and template
-    (:func:`~cases.email.context.shared_context`); per recipient only what differs is added
-    (:func:`~cases.email.context.developer_context`) before that recipient's e-mail is
-    rendered. Rendering problems raise here and roll the transition back.
+    (:func:`~cases.email.context.shared_context`), and per recipient only what differs is
+    added (:func:`~cases.email.context.developer_context`); the parts of the e-mail that read
+    only shared values are rendered once for all (:meth:`Renderer.render_each`). Rendering
+    problems raise here and roll the transition back.
     """
     settings = settings or get_settings()
     renderer = renderer_for(settings)
@@ -54,12 +55,15 @@ def render_rows(
         settings=settings,
         catalog=renderer.catalog,
     )
+    recipients = list(case.developers)
+    contexts = [developer_context(shared, case, d, settings) for d in recipients]
     rows: list[dict[str, Any]] = []
-    for developer in case.developers:
+    for developer, rendered in zip(
+        recipients, renderer.render_each(template, contexts), strict=True
+    ):
         key = idempotency_key(
             case_id=case.id, event_seq=event_seq, template=template, developer_id=developer.id
         )
-        rendered = renderer.render(template, developer_context(shared, case, developer, settings))
         rows.append(
             {
                 "case_id": case.id,
