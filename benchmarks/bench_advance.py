@@ -241,12 +241,14 @@ class Databases:
 
 def _timed(mode: str, databases: Databases, work: Path) -> dict[str, Any]:
     """One run of ``mode`` in its own process, on a fresh copy of the set-up database."""
-    env = _env(databases.copy(mode), work, work / "prefect")
+    # a Prefect home per run: every copy numbers its rows alike, and so its Prefect events
+    home = Path(tempfile.mkdtemp(prefix="prefect-", dir=work))
+    env = _env(databases.copy(mode), work, home)
     server = None
     if mode == "prefect-server":
         from caseward.serve import start_server
 
-        os.environ["PREFECT_HOME"] = str(work / "prefect-server")
+        os.environ["PREFECT_HOME"] = str(home)
         server = start_server("127.0.0.1", SERVER_PORT)
         env["PREFECT_API_URL"] = f"http://127.0.0.1:{SERVER_PORT}/api"
     load = os.getloadavg()[0]
