@@ -236,6 +236,10 @@ class _SharingEnvironment(Environment):
     """Jinja, with partials (``partials/...``) that include nothing else rendered once for
     all the recipients of an e-mail when what they read is what those recipients share."""
 
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self._seen: set[str] = set()  # the partials already looked at
+
     def get_template(
         self,
         name: str | Template,
@@ -247,8 +251,6 @@ class _SharingEnvironment(Environment):
             self._seen.add(name)
             _share(self, name, template)
         return template
-
-    _seen: set[str]
 
 
 # a partial with any of these is rendered per recipient
@@ -306,7 +308,6 @@ class Renderer:
             keep_trailing_newline=True,
             auto_reload=False,
         )
-        self.env._seen = set()
         self.env.filters["when"] = format_instant
         self.env.filters["date"] = format_date
         self.env.filters["join_names"] = _join_names
