@@ -42,7 +42,8 @@ def run_step(step: str, now: str, batch_size: int) -> dict[str, Any]:
     )
     for case_id, error in report.failed.items():
         logger.error("case %s: %s failed: %s", case_id, step, error)
-    return {"step": step, "done": report.done, "failed": report.failed}
+    # a count, not the ids: Prefect walks every task result and parameter it is handed
+    return {"step": step, "done": len(report.done), "failed": report.failed}
 
 
 @task(name="publish-advance-summary", cache_policy=NO_CACHE)
@@ -51,7 +52,7 @@ def publish_summary(reports: list[dict[str, Any]], now: str) -> dict[str, Any]:
     rows = [
         {
             "step": r["step"],
-            "done": len(r["done"]),
+            "done": r["done"],
             "failed": len(r["failed"]),
             "failed cases": ", ".join(str(c) for c in list(r["failed"])[:20]),
         }
@@ -59,7 +60,7 @@ def publish_summary(reports: list[dict[str, Any]], now: str) -> dict[str, Any]:
     ]
     create_table_artifact(rows, key="advance-cases", description=f"advance-cases at {now}")
     failed = {c: e for r in reports for c, e in r["failed"].items()}
-    return {"done": sum(len(r["done"]) for r in reports), "failed": failed}
+    return {"done": sum(r["done"] for r in reports), "failed": failed}
 
 
 @flow(

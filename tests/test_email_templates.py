@@ -150,3 +150,43 @@ def test_deadlines_show_date_time_and_zone(
 
 def test_header_safe_removes_every_line_break() -> None:
     assert header_safe("a\r\nBcc: x@y.z\u2028b\x00c") == "a Bcc: x@y.z b c"
+
+
+@pytest.mark.parametrize("template", TEMPLATES, ids=str)
+def test_recipients_rendered_together_read_as_if_rendered_alone(
+    sqlite_db: Engine, template: EmailTemplate, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``render_each`` renders a partial that reads only shared values once for all the
+    recipients; each e-mail is still exactly what rendering it alone gives."""
+    from cases.email import context
+
+    settings = get_settings()
+    renderer = get_renderer()
+    with session_scope(sqlite_db) as session:
+        case, _ = make_case(session, developers=3)
+        shared = context.shared_context(
+            case=case,
+            template=template,
+            now=NOW,
+            extra=extras_for(template, case),
+            settings=settings,
+            catalog=renderer.catalog,
+        )
+        contexts = [context.developer_context(shared, case, d, settings) for d in case.developers]
+        alone = [renderer.render(template, c) for c in contexts]
+        # count the runs of the policy passage's own code, under its sharing wrapper
+        policy = renderer.env.get_template("partials/policy.txt.j2")
+        (cell,) = [
+            c for c in policy.root_render_func.__closure__ or () if callable(c.cell_contents)
+        ]
+        runs, original = [], cell.cell_contents
+        monkeypatch.setattr(cell, "cell_contents", lambda ctx: runs.append(1) or original(ctx))
+        together = renderer.render_each(template, contexts)
+    assert together == alone
+    assert len({r.text for r in together}) == 3  # each names its own reader
+    # the passage is in an e-mail that includes it once, for all three readers
+    included = (
+        "partials/policy.txt.j2"
+        in renderer.env.loader.get_source(renderer.env, f"{template}.txt.j2")[0]
+    )
+    assert len(runs) == (1 if included else 0)

@@ -38,6 +38,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any, Literal, Protocol
 
 from sqlalchemy import Engine, select, update
@@ -220,9 +221,13 @@ def record_attempt(
     settings: EmailSettings,
     hooks: DeliveryHooks,
     rng: random.Random,
+    locked: bool = False,
 ) -> DeliveryResult:
-    """Store the provider's answer to one send; returns what that did to the row."""
-    message = session.get(OutboxMessage, email.outbox_id, with_for_update=True)
+    """Store the provider's answer to one send; returns what that did to the row.
+
+    The row is locked first, unless ``locked``: the caller has locked and loaded it (a
+    group of answers, :func:`_record_group`)."""
+    message = session.get(OutboxMessage, email.outbox_id, with_for_update=not locked or None)
     if message is None:
         return "gone"
     if isinstance(answer, SendResult):
@@ -402,26 +407,51 @@ def _record_group(
     rng: random.Random,
     report: DeliveryReport,
 ) -> None:
-    """Record finished sends in one transaction, each in its own savepoint: a failing hook
-    leaves only its own row claimed (it becomes ``uncertain`` after the lease)."""
+    """Record finished sends in one transaction: the group's rows locked and loaded with one
+    query and recorded in one savepoint; if recording one fails, again each in its own
+    savepoint, so a failing hook leaves only its own row claimed (it becomes ``uncertain``
+    after the lease)."""
+    record = partial(
+        record_attempt, worker=worker, now=now, settings=settings, hooks=hooks, rng=rng
+    )
     with session_scope(engine) as session:
+        together = _record_together(session, answers, record)
+        if together is not None:
+            for (item, answer), result in zip(answers, together, strict=True):
+                _count(report, result, item, answer)
+            return
         for item, answer in answers:
             try:
                 with session.begin_nested():
-                    result = record_attempt(
-                        session,
-                        email=item,
-                        answer=answer,
-                        worker=worker,
-                        now=now,
-                        settings=settings,
-                        hooks=hooks,
-                        rng=rng,
-                    )
+                    result = record(session, email=item, answer=answer)
             except Exception as exc:  # reported; the row stays claimed
                 report.errors.append(f"#{item.outbox_id}: recording failed: {exc}")
                 continue
             _count(report, result, item, answer)
+
+
+def _record_together(
+    session: Session,
+    answers: list[tuple[OutgoingEmail, ProviderAnswer]],
+    record: Callable[..., DeliveryResult],
+) -> list[DeliveryResult] | None:
+    """Record all ``answers`` in one savepoint, their rows locked and loaded with one query
+    (and held here, so that each record finds its row loaded); None if one failed, and
+    nothing of them is recorded."""
+    query = select(OutboxMessage).where(
+        OutboxMessage.id.in_([item.outbox_id for item, _ in answers])
+    )
+    loaded = {m.id: m for m in session.scalars(query.with_for_update())}
+    try:
+        with session.begin_nested():
+            return [
+                record(session, email=item, answer=answer, locked=True)
+                if item.outbox_id in loaded
+                else "gone"
+                for item, answer in answers
+            ]
+    except Exception:  # the caller records them one by one, to find the one that fails
+        return None
 
 
 def _count(

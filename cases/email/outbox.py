@@ -28,6 +28,62 @@ def idempotency_key(
     return f"case-{case_id}-seq-{event_seq}-{template}-{developer_id}"
 
 
+def render_rows(
+    *,
+    case: Case,
+    event_seq: int,
+    template: EmailTemplate,
+    now: datetime,
+    extra: dict[str, Any] | None = None,
+    settings: Settings | None = None,
+) -> list[dict[str, Any]]:
+    """The outbox rows of ``template`` for every developer of ``case`` (event ``event_seq``).
+
+    What every recipient shares is gathered once per case and template
+    (:func:`~cases.email.context.shared_context`), and per recipient only what differs is
+    added (:func:`~cases.email.context.developer_context`); the parts of the e-mail that read
+    only shared values are rendered once for all (:meth:`Renderer.render_each`). Rendering
+    problems raise here and roll the transition back.
+    """
+    settings = settings or get_settings()
+    renderer = renderer_for(settings)
+    shared = shared_context(
+        case=case,
+        template=template,
+        now=now,
+        extra=extra,
+        settings=settings,
+        catalog=renderer.catalog,
+    )
+    recipients = list(case.developers)
+    contexts = [developer_context(shared, case, d, settings) for d in recipients]
+    rows: list[dict[str, Any]] = []
+    for developer, rendered in zip(
+        recipients, renderer.render_each(template, contexts), strict=True
+    ):
+        key = idempotency_key(
+            case_id=case.id, event_seq=event_seq, template=template, developer_id=developer.id
+        )
+        rows.append(
+            {
+                "case_id": case.id,
+                "template": str(template),
+                "developer_id": developer.id,
+                "to_address": developer.email,
+                "subject": rendered.subject,
+                "text_body": rendered.text,
+                "html_body": rendered.html,
+                "idempotency_key": key,
+                "message_id": message_id_for(key, settings.email.sender),
+                "status": OutboxStatus.PENDING,
+                "attempts": 0,
+                "created_at": now,
+                "next_attempt_at": now,
+            }
+        )
+    return rows
+
+
 def enqueue(
     session: Session,
     *,
@@ -51,39 +107,9 @@ def enqueue(
     ``INSERT ... ON CONFLICT (idempotency_key) DO NOTHING RETURNING`` and the unique key
     decides (only a repeated call reads the stored rows back).
     """
-    settings = settings or get_settings()
-    renderer = renderer_for(settings)
-    shared = shared_context(
-        case=case,
-        template=template,
-        now=now,
-        extra=extra,
-        settings=settings,
-        catalog=renderer.catalog,
+    rows = render_rows(
+        case=case, event_seq=event.seq, template=template, now=now, extra=extra, settings=settings
     )
-    rows: list[dict[str, Any]] = []
-    for developer in case.developers:
-        key = idempotency_key(
-            case_id=case.id, event_seq=event.seq, template=template, developer_id=developer.id
-        )
-        rendered = renderer.render(template, developer_context(shared, case, developer, settings))
-        rows.append(
-            {
-                "case_id": case.id,
-                "template": str(template),
-                "developer_id": developer.id,
-                "to_address": developer.email,
-                "subject": rendered.subject,
-                "text_body": rendered.text,
-                "html_body": rendered.html,
-                "idempotency_key": key,
-                "message_id": message_id_for(key, settings.email.sender),
-                "status": OutboxStatus.PENDING,
-                "attempts": 0,
-                "created_at": now,
-                "next_attempt_at": now,
-            }
-        )
     if not rows:
         return []
     if event.id is None:  # new in this unit of work: it can have no rows yet

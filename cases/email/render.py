@@ -11,7 +11,8 @@ from __future__ import annotations
 import re
 import textwrap
 import tomllib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, MutableMapping, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import date, datetime
 from functools import lru_cache
@@ -24,10 +25,15 @@ from jinja2 import (
     BaseLoader,
     Environment,
     StrictUndefined,
+    Template,
     TemplateError,
     TemplateNotFound,
+    meta,
+    nodes,
     select_autoescape,
 )
+from jinja2.runtime import Context
+from jinja2.utils import missing
 
 from cases.core.enums import EmailTemplate
 from cases.core.inert import BIDI
@@ -77,6 +83,7 @@ def header_safe(value: str, *, limit: int = 250) -> str:
     return line if len(line) <= limit else line[: limit - 1].rstrip() + "…"
 
 
+@lru_cache(maxsize=4096)
 def format_instant(value: datetime, tz: str) -> str:
     """A date and time in the zone ``tz``, the zone named: ``Friday 4 December 2026, 14:00 UTC``
     or ``Friday 4 December 2026, 15:00 CET (UTC+01:00)``."""
@@ -90,6 +97,7 @@ def format_instant(value: datetime, tz: str) -> str:
     return f"{text} (UTC{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d})"
 
 
+@lru_cache(maxsize=4096)
 def format_date(value: datetime, tz: str) -> str:
     """Only the calendar date in ``tz``, e.g. ``4 December 2026``."""
     local = value.astimezone(ZoneInfo(tz))
@@ -113,8 +121,10 @@ EMPTY_CELL = "\u2013"  # an en dash
 CELL_WIDTH = 40
 
 
+@lru_cache(maxsize=4096)
 def bullet(text: str, marker: str = "  - ", width: int = 78) -> str:
-    """``text`` as one list item: wrapped, its lines hung under the first."""
+    """``text`` as one list item: wrapped, its lines hung under the first (cached: the
+    changes asked and the apps repeat across thousands of e-mails)."""
     return textwrap.fill(
         " ".join(str(text).split()),
         width,
@@ -211,12 +221,84 @@ def _join_names(values: Any, conjunction: str = "and") -> str:
     return ", ".join(items[:-1]) + f", {conjunction} " + items[-1]
 
 
+@dataclass
+class _Sharing:
+    """The recipients of one e-mail being rendered: the context of the current one, and the
+    partials rendered so far for all of them."""
+
+    recipient: Mapping[str, Any]
+    done: dict[tuple[Any, ...], str]
+
+
+_SHARING: ContextVar[_Sharing | None] = ContextVar("caseward_sharing", default=None)
+
+
+class _SharingEnvironment(Environment):
+    """Jinja, with partials (``partials/...``) that include nothing else rendered once for
+    all the recipients of an e-mail when what they read is what those recipients share."""
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self._seen: set[str] = set()  # the partials already looked at
+
+    def get_template(
+        self,
+        name: str | Template,
+        parent: str | None = None,
+        globals: MutableMapping[str, Any] | None = None,
+    ) -> Template:
+        template = super().get_template(name, parent, globals)
+        if isinstance(name, str) and name.startswith("partials/") and name not in self._seen:
+            self._seen.add(name)
+            _share(self, name, template)
+        return template
+
+
+# a partial with any of these is rendered per recipient
+_NOT_SHARED = (
+    nodes.Include,
+    nodes.Import,
+    nodes.FromImport,
+    nodes.Extends,
+    nodes.Macro,
+    nodes.Assign,
+    nodes.AssignBlock,
+)
+
+
+def _share(env: Environment, name: str, template: Template) -> None:
+    """Render ``template`` once per e-mail when every variable it reads is one the
+    recipients share (the very same object in each recipient's context)."""
+    source = env.loader.get_source(env, name)[0] if env.loader else ""
+    parsed = env.parse(source)
+    if any(True for _ in parsed.find_all(_NOT_SHARED)):
+        return  # what it includes may read anything; what it defines must run each time
+    names = sorted(meta.find_undeclared_variables(parsed))
+    render = template.root_render_func
+
+    def shared_root(context: Context) -> Iterator[str]:
+        sharing = _SHARING.get()
+        values = [context.resolve_or_missing(n) for n in names]
+        if sharing is None or any(
+            v is missing or v is not sharing.recipient.get(n, env.globals.get(n, missing))
+            for n, v in zip(names, values, strict=True)
+        ):
+            yield from render(context)  # a loop variable, a {% set %}: not shared
+            return
+        key = (name, *map(id, values))  # alive: held by the recipients' contexts
+        if key not in sharing.done:
+            sharing.done[key] = "".join(render(context))
+        yield sharing.done[key]
+
+    template.root_render_func = shared_root
+
+
 class Renderer:
     """Renders ``<name>.subject.j2``, ``<name>.txt.j2`` and ``<name>.html.j2`` of a folder."""
 
     def __init__(self, template_dir: Traversable) -> None:
         self.template_dir = template_dir
-        self.env = Environment(
+        self.env = _SharingEnvironment(
             loader=ResourceLoader(template_dir),
             autoescape=select_autoescape(
                 enabled_extensions=("html.j2",), default_for_string=False, default=False
@@ -256,6 +338,23 @@ class Renderer:
         return RenderedEmail(
             subject=header_safe(subject, limit=200), text=fit_lines(text), html=html
         )
+
+    def render_each(
+        self, template: EmailTemplate | str, contexts: Sequence[Mapping[str, Any]]
+    ) -> list[RenderedEmail]:
+        """``template`` for each of ``contexts``, the recipients of one e-mail: what only
+        differs per recipient is rendered per recipient; a partial that reads only values
+        they share (the same objects, e.g. the policy) is rendered once for all of them."""
+        sharing = _Sharing(recipient={}, done={})
+        token = _SHARING.set(sharing)
+        try:
+            rendered = []
+            for context in contexts:
+                sharing.recipient = context
+                rendered.append(self.render(template, context))
+            return rendered
+        finally:
+            _SHARING.reset(token)
 
 
 def leftover_syntax(text: str) -> list[str]:

@@ -20,6 +20,7 @@ from cases.core.models import Case, ChangeRequest
 from cases.core.settings import get_settings
 from cases.enforcement import strikes
 from cases.enforcement.catalog import get_catalog
+from cases.lifecycle import batch
 from cases.lifecycle.service import get_or_raise
 from cases.lifecycle.states import (
     Op,
@@ -203,7 +204,9 @@ def _change_request(
     """A new change request and the move that sends it; its deadline starts on delivery."""
     check_transition(op, case.status)
     asked = list(changes)
-    session.add(ChangeRequest(case_id=case.id, changes=asked, requested_at=now))
+    batch.add_row(
+        session, ChangeRequest, {"case_id": case.id, "changes": asked, "requested_at": now}
+    )
     record(
         session,
         case=case,

@@ -18,8 +18,10 @@ is recorded in a transaction of its own, and the cases are noticed last
 
 from __future__ import annotations
 
+import gc
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TypeVar
@@ -35,7 +37,7 @@ from cases.enforcement import execution
 from cases.enforcement.execution import Claim
 from cases.enforcement.platform import get_adapter
 from cases.enforcement.platform.base import PlatformAdapter
-from cases.lifecycle import escalation, extensions, operations, service, write
+from cases.lifecycle import batch, escalation, extensions, operations, service, write
 
 log = logging.getLogger(__name__)
 
@@ -261,9 +263,11 @@ def _run_batch(
 ) -> None:
     """Run ``step`` on a batch of locked cases.
 
-    Fast path: the whole batch in one savepoint, flushed once. Only if a case fails is the
-    batch rolled back to it and redone one savepoint per case, so a failing case is reported
-    and the others still go through. Platform calls are idempotent, so a redo repeats none.
+    Fast path: the whole batch in one savepoint, its case changes, events and e-mails
+    written at its end in a few statements (:mod:`cases.lifecycle.batch`). Only if a case
+    fails is the batch rolled back to it and redone one savepoint per case, so a failing
+    case is reported and the others still go through. Platform calls are idempotent, so a
+    redo repeats none.
     """
     assert step.run is not None
     adapter = get_adapter(session, get_settings())
@@ -271,8 +275,9 @@ def _run_batch(
         with session.begin_nested():
             cases = service.get_many(session, case_ids=ids)
             write.remember_latest_events(session, ids)
-            for case in cases:
-                step.run(session, case, now, adapter)
+            with batch.writing(session):
+                for case in cases:
+                    step.run(session, case, now, adapter)
         report.done.extend(case.id for case in cases)
         return
     except Exception as exc:  # redo case by case to find and isolate the failure
@@ -286,6 +291,22 @@ def _run_batch(
             report.failed[case.id] = f"{type(exc).__name__}: {exc}"
         else:
             report.done.append(case.id)
+
+
+@contextmanager
+def _batch_memory() -> Iterator[None]:
+    """No cyclic garbage collection while a batch runs (it resumes after, and collects
+    what the batch left). A batch allocates hundreds of thousands of short-lived objects,
+    freed by reference counting, and each full collection they trigger traverses the whole
+    heap: in a Prefect worker (some 300,000 objects of Prefect's own) that cost a 10,000-case
+    sweep 1.4 s of CPU instead of 0.5 s. A batch's memory is bounded by its size."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def run_step(
@@ -302,7 +323,7 @@ def run_step(
     report = StepReport(step.name)
     after = 0
     while True:
-        with session_scope(engine) as session:
+        with _batch_memory(), session_scope(engine) as session:
             ids = _due_ids(session, step, now, after, batch_size)
             if ids and step.batch is None:
                 _run_batch(session, step, ids, now, report)

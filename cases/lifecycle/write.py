@@ -24,7 +24,7 @@ from cases.core.identity import is_rule
 from cases.core.models import Case, CaseEvent
 from cases.core.settings import get_settings
 from cases.email import outbox
-from cases.lifecycle import history
+from cases.lifecycle import batch, history
 from cases.lifecycle.states import TRANSITIONS, Op, check_event, check_transition
 
 # the actor of the steps Caseward takes on its own
@@ -148,33 +148,46 @@ def event_data(fields: Mapping[str, Any], data: Mapping[str, Any]) -> dict[str, 
     return {**data, "set": history.encode(dict(fields))}
 
 
-def record(session: Session, *, case: Case, change: Change) -> CaseEvent:
+def record(session: Session, *, case: Case, change: Change) -> CaseEvent | None:
     """Append the event of ``change``, apply it to ``case`` and enqueue its e-mails.
 
     Nothing is flushed here: the event is linked to its case and its e-mails to the event by
     relationship, numbered by the case's own sequence, so a batch of steps is written in
-    one flush at the end of its unit of work.
+    one flush at the end of its unit of work. Inside :func:`cases.lifecycle.batch.writing`
+    (the sweeper), the event and its e-mails go to the batch as plain rows instead, written
+    at the batch's end, and nothing is returned.
     """
     target, fields, emails = _checked(case, change)
     _check_time(session, case, change.now)
     if not change.reason or not change.reason.strip():
         raise InvalidInput("a reason is required")
     payload = event_data(fields, change.data)
-    case.event_count = (case.event_count or 0) + 1
-    event = CaseEvent(
-        case=case,
-        seq=case.event_count,
-        at=change.now,
-        actor=change.actor,
-        kind=change.op.value,
-        from_status=None if change.op is Op.OPEN else case.status.value,
-        to_status=target.value,
-        reason=change.reason.strip(),
-        data=payload,
-    )
-    session.add(event)
+    seq = case.event_count = (case.event_count or 0) + 1
+    row: dict[str, Any] = {
+        "seq": seq,
+        "at": change.now,
+        "actor": change.actor,
+        "kind": change.op.value,
+        "from_status": None if change.op is Op.OPEN else case.status.value,
+        "to_status": target.value,
+        "reason": change.reason.strip(),
+        "data": payload,
+    }
     history.apply(case, to_status=target, at=change.now, changes=payload["set"])  # as replay
     context = dict(change.email_context) if change.email_context is not None else None
+    collecting = batch.current(session) if case.id is not None else None
+    if collecting is not None:
+        rows = [
+            message
+            for template in emails
+            for message in outbox.render_rows(
+                case=case, event_seq=seq, template=template, now=change.now, extra=context
+            )
+        ]
+        collecting.add(case, row | {"case_id": case.id}, rows)
+        return None
+    event = CaseEvent(case=case, **row)
+    session.add(event)
     for template in emails:
         outbox.enqueue(
             session, case=case, event=event, template=template, now=change.now, extra=context

@@ -22,6 +22,7 @@ from __future__ import annotations
 import http.client
 import io
 import logging
+import select
 import selectors
 import socket
 import ssl
@@ -60,6 +61,10 @@ class Reply:
 def connection_dropped(sock: socket.socket) -> bool:
     """An idle connection with something to read has been closed (or broken) by the server."""
     try:
+        if hasattr(select, "poll"):  # no selector to create and close at every request
+            poller = select.poll()
+            poller.register(sock, select.POLLIN)
+            return bool(poller.poll(0))
         with selectors.DefaultSelector() as selector:
             selector.register(sock, selectors.EVENT_READ)
             return bool(selector.select(0))
