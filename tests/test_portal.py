@@ -20,7 +20,7 @@ from cases.core.settings import get_settings
 from cases.lifecycle import extensions, operations, service, sweeper
 from cases.portal import links
 from tests.factories import T0, TIMES, app, case_in, developer, open_case
-from tests.portal_fixtures import Client, csrf_of, latest_link, portal
+from tests.portal_fixtures import Client, csrf_of, latest_link, link_in, portal
 
 __all__ = ["portal"]
 DURING_CHANGES = TIMES["request"] + timedelta(days=5)
@@ -123,6 +123,33 @@ def test_every_other_spelling_of_a_link_is_refused() -> None:
         token[:i] + c + token[i + 1 :] for i in range(len(token)) for c in alphabet if c != token[i]
     }
     assert [t for t in others if links.verify(t, [key], now=T0) is not None] == []
+
+
+def test_every_email_of_a_sweep_links_its_own_recipient(engine: Engine) -> None:
+    """The sweeper renders a case's recipients together: each e-mail, text and HTML, still
+    carries its own recipient's link to its own case."""
+    with session_scope(engine) as session:
+        owners = [developer(session) for _ in range(3)]
+        apps = [app(session, owner=o).id for o in owners]
+        case_ids = [
+            open_case(session, on=(apps[:2], [o.id for o in owners[:2]])).id,
+            open_case(session, on=(apps[2:], [owners[2].id])).id,
+        ]
+        for case_id in case_ids:
+            operations.confirm(session, case_id=case_id, actor="lead-ann", reason="ok", now=T0)
+    sweeper.advance(engine, now=T0)
+    settings = get_settings()
+    keys = links.keys(settings.portal, simulation=settings.simulation)
+    with session_scope(engine) as session:
+        sent = list(session.scalars(select(OutboxMessage).order_by(OutboxMessage.id)))
+    assert len(sent) == 3
+    for message in sent:
+        path = link_in(message.text_body)
+        assert path in message.html_body
+        claims = links.verify(path.removeprefix("/case/"), keys, now=T0)
+        assert claims is not None
+        assert claims.case_id == message.case_id
+        assert claims.developer_ref == links.developer_ref(message.developer_id)
 
 
 def test_a_link_opens_only_its_developers_view(engine: Engine, portal: Client) -> None:
