@@ -79,6 +79,7 @@ def setup(n: int) -> None:
             actor="detector",
             now=T0,
         )
+    engine.dispose()  # the SQLite file is copied next: nothing may stay in its WAL
 
 
 def run(mode: str, n: int) -> dict[str, float]:
