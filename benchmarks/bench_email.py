@@ -29,6 +29,7 @@ import argparse
 import json
 import multiprocessing
 import os
+import secrets
 import sys
 import tempfile
 import time
@@ -342,6 +343,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-delivery", action="store_true", help="Only render + enqueue.")
     args = parser.parse_args(argv)
 
+    # production settings, which sign every e-mail's personal link: a key of this run's own
+    os.environ.setdefault("CASEWARD_PORTAL__SECRET_KEY", secrets.token_urlsafe(32))
     engine = make_engine(args.db or f"sqlite:///{tempfile.mkdtemp(prefix='cw-bench-')}/bench.db")
     Base.metadata.drop_all(engine)
     Base.metadata.create_all(engine)

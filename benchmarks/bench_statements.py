@@ -16,6 +16,7 @@ import argparse
 import json
 import os
 import resource
+import secrets
 import subprocess
 import sys
 import tempfile
@@ -240,7 +241,11 @@ def main() -> None:
         return
     with tempfile.TemporaryDirectory(prefix="bench-statements-") as work:
         url = args.database_url or f"sqlite:///{Path(work) / 'caseward.db'}"
-        env = {**os.environ, "CASEWARD_DATABASE_URL": url}
+        env = {
+            "CASEWARD_PORTAL__SECRET_KEY": secrets.token_urlsafe(32),  # e-mails sign their links
+            **os.environ,
+            "CASEWARD_DATABASE_URL": url,
+        }
         me = [sys.executable, __file__, "--statements", str(args.statements)]
 
         def child(*extra: str) -> dict[str, Any]:
