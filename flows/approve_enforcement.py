@@ -7,41 +7,18 @@ the CLI. See :mod:`flows.decisions` for the shape and :mod:`flows.hitl` for the 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from datetime import datetime
-
-from sqlalchemy.orm import Session
-
 from cases.lifecycle import escalation
-from flows.decisions import DecisionKind, decision_flow
+from flows.decisions import DecisionKind, choosing, decision_flow
 from flows.hitl import EnforcementDecision
-
-
-def _record(
-    session: Session,
-    case_id: int,
-    answer: EnforcementDecision,
-    now: datetime,
-    origin: Mapping[str, str],
-) -> str:
-    declined = answer.decision == "decline"
-    operation = escalation.decline_enforcement if declined else escalation.approve_enforcement
-    operation(
-        session,
-        case_id=case_id,
-        actor=answer.reviewer,
-        reason=answer.reason,
-        now=now,
-        origin=origin,
-    )
-    return "Declined" if declined else "Approved"
-
 
 APPROVAL = DecisionKind(
     name="approve-enforcement",
     form=EnforcementDecision,
     waiting=lambda session, case_id: escalation.awaiting_approval(session, case_id=case_id),
-    record=_record,
+    record=choosing(
+        approve=(escalation.approve_enforcement, "Approved"),
+        decline=(escalation.decline_enforcement, "Declined"),
+    ),
     timeout_hours=72.0,
     description="Wait for a lead to approve a planned enforcement (a form on the paused run, "
     "with the evidence and the impact); escalate when nobody decides in time.",

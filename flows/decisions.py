@@ -43,6 +43,31 @@ REFUSED = "Refused"
 Recorder = Callable[[Session, int, Any, datetime, Mapping[str, str]], str]
 
 
+# a lifecycle operation a lead's decision calls (escalation.approve_enforcement, ...)
+Operation = Callable[..., object]
+
+
+def choosing(**choices: tuple[Operation, str]) -> Recorder:
+    """The recorder of a form whose ``decision`` names one of ``choices``: each choice's
+    operation is called as a lead's CLI decision would be, and its state name returned."""
+
+    def record(
+        session: Session, case_id: int, answer: Any, now: datetime, origin: Mapping[str, str]
+    ) -> str:
+        operation, state = choices[answer.decision]
+        operation(
+            session,
+            case_id=case_id,
+            actor=answer.reviewer,
+            reason=answer.reason,
+            now=now,
+            origin=origin,
+        )
+        return state
+
+    return record
+
+
 @dataclass(frozen=True)
 class DecisionKind:
     """What differs between decision flows: the form, the question, how an answer is kept."""

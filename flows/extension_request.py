@@ -7,41 +7,18 @@ and :mod:`flows.hitl` for the waiting.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from datetime import datetime
-
-from sqlalchemy.orm import Session
-
 from cases.lifecycle import extensions, operations
-from flows.decisions import DecisionKind, decision_flow
+from flows.decisions import DecisionKind, choosing, decision_flow
 from flows.hitl import ExtensionDecision
-
-
-def _record(
-    session: Session,
-    case_id: int,
-    answer: ExtensionDecision,
-    now: datetime,
-    origin: Mapping[str, str],
-) -> str:
-    granted = answer.decision == "grant"
-    operation = operations.extend if granted else extensions.decline_extension
-    operation(
-        session,
-        case_id=case_id,
-        actor=answer.reviewer,
-        reason=answer.reason,
-        now=now,
-        origin=origin,
-    )
-    return "Granted" if granted else "Declined"
-
 
 EXTENSION = DecisionKind(
     name="extension-request",
     form=ExtensionDecision,
     waiting=lambda session, case_id: extensions.awaiting_decision(session, case_id=case_id),
-    record=_record,
+    record=choosing(
+        grant=(operations.extend, "Granted"),
+        decline=(extensions.decline_extension, "Declined"),
+    ),
     timeout_hours=48.0,
     description="Wait for a lead to grant or decline a developer's request for more time (a "
     "form on the paused run, with the request and the case); escalate when nobody decides "
