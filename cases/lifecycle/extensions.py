@@ -22,7 +22,7 @@ from cases.core.clock import readable
 from cases.core.enums import CaseStatus
 from cases.core.errors import GuardFailed
 from cases.core.models import Case, CaseEvent
-from cases.lifecycle.operations import _asked, latest_change_request
+from cases.lifecycle.operations import latest_changes_asked
 from cases.lifecycle.service import get_or_raise
 from cases.lifecycle.states import Op, check_event
 from cases.lifecycle.write import Change, origin_data, record
@@ -102,7 +102,7 @@ def request_extension(
         raise GuardFailed(f"case {case.id}: the deadline passed on {readable(case.deadline)}")
     if requested_since_status(session, case_id=case.id) is not None:
         raise GuardFailed(f"case {case.id}: more time was already asked for this change request")
-    asked = _asked(case, latest_change_request(session, case_id=case.id))
+    asked = latest_changes_asked(session, case)
     record(
         session,
         case=case,
@@ -132,7 +132,7 @@ def decline_extension(
     check_event(Op.DECLINE_EXTENSION, case.status)
     if not awaiting_decision(session, case_id=case.id):
         raise GuardFailed(f"case {case.id} has no request for more time to decide")
-    asked = _asked(case, latest_change_request(session, case_id=case.id))
+    asked = latest_changes_asked(session, case)
     record(
         session,
         case=case,

@@ -60,11 +60,16 @@ def latest_change_requests(
     return {request.case_id: request for request in session.scalars(query)}
 
 
-def _asked(case: Case, request: ChangeRequest | None) -> list[str]:
+def changes_asked(case: Case, request: ChangeRequest | None) -> list[str]:
     """What the case's change request asks for (a reminder repeats it)."""
     if request is not None and request.changes:
         return [str(change) for change in request.changes]
     return get_catalog().entry(case.policy).required_changes
+
+
+def latest_changes_asked(session: Session, case: Case) -> list[str]:
+    """What the case's latest change request asks for."""
+    return changes_asked(case, latest_change_request(session, case_id=case.id))
 
 
 def confirm(session: Session, *, case_id: int, actor: str, reason: str, now: datetime) -> Case:
@@ -317,7 +322,7 @@ def reject_compliance(
     never enforced on without having been told what is still missing.
     """
     case = get_or_raise(session, case_id=case_id, lock=True)
-    asked = _asked(case, latest_change_request(session, case_id=case.id))
+    asked = latest_changes_asked(session, case)
     return _change_request(
         session,
         case=case,
@@ -405,7 +410,7 @@ def _extend(
                 "old_deadline": old,
                 "new_deadline": new,
                 "decision_reason": reason,
-                "changes": _asked(case, request),
+                "changes": changes_asked(case, request),
             },
         ),
     )
@@ -435,7 +440,7 @@ def _send_reminder(session: Session, *, case: Case, now: datetime) -> Case:
             fields={"next_reminder_at": next_reminder(case.deadline, offsets, now)},
             email_context={
                 "deadline": case.deadline,
-                "changes": _asked(case, latest_change_request(session, case_id=case.id)),
+                "changes": latest_changes_asked(session, case),
             },
         ),
     )

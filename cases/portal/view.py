@@ -27,7 +27,7 @@ from cases.email.context import (
 )
 from cases.enforcement.catalog import get_catalog
 from cases.lifecycle import extensions
-from cases.lifecycle.operations import _asked, latest_change_request
+from cases.lifecycle.operations import changes_asked, latest_change_request
 from cases.lifecycle.service import get_many
 from cases.lifecycle.states import Op
 from cases.portal.actions import Action, available, developer_actor
@@ -204,7 +204,7 @@ def portal_view(
             for a in case.apps
             if a.developer_id == developer.id
         ],
-        changes=_asked(case, request) if request is not None else [],
+        changes=changes_asked(case, request) if request is not None else [],
         deadline=case.deadline,
         extension_granted=case.extension_granted,
         extension_waiting=extensions.awaiting_decision(session, case_id=case.id),
