@@ -11,6 +11,9 @@ from pathlib import Path
 import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.remote.webelement import WebElement
+from selenium.webdriver.support import expected_conditions
+from selenium.webdriver.support.wait import WebDriverWait
 from sqlalchemy import Engine, select
 
 from cases.core.db import session_scope
@@ -51,7 +54,14 @@ def _send(driver: WebDriver, action: str, statement: str, **inputs: str) -> None
     field.send_keys(statement)
     for name, value in inputs.items():
         form.find_element(By.NAME, name).send_keys(value)
-    form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    _follow(driver, form.find_element(By.CSS_SELECTOR, "button[type=submit]"))
+
+
+def _follow(driver: WebDriver, element: WebElement) -> None:
+    """Click ``element`` and wait until the page it leads to has replaced this one (a click
+    returns once the navigation starts, which on a busy machine is before the new page)."""
+    element.click()
+    WebDriverWait(driver, 30).until(expected_conditions.staleness_of(element))
 
 
 def _fits_the_phone(driver: WebDriver) -> bool:
@@ -83,7 +93,7 @@ def test_a_developer_reports_compliance_then_appeals_from_the_e_mail_link(
             url="https://app.example.net/changelog",
         )
         assert page.find_element(By.TAG_NAME, "h1").text == "Received"
-        page.find_element(By.LINK_TEXT, "Back to your case page").click()
+        _follow(page, page.find_element(By.LINK_TEXT, "Back to your case page"))
         assert "You reported that the changes are made." in page.page_source
 
     # the lead finds the changes incomplete; the new deadline passes; the app is restricted
